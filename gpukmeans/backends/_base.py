@@ -1,0 +1,72 @@
+"""The backend interface the shared driver dispatches to.
+
+A backend owns the arrays (NumPy for ``cpu``, CuPy for ``cuda``) and the
+compiled kernels; the driver (:mod:`gpukmeans._driver`) owns everything else.
+Arrays passed to these methods have already been converted by
+:meth:`Backend.asarray`: ``X`` C-contiguous float32 or float64 of shape
+``(n_samples, n_features)``, ``sample_weight`` and ``centers`` of the same dtype,
+``labels`` int32. ``metric`` is the integer code of :class:`gpukmeans.metrics.Metric`.
+Every sum over samples is accumulated in float64, and the result of every
+method depends only on its inputs (never on thread count or scheduling).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+Array = Any  # numpy.ndarray or cupy.ndarray
+
+
+class Backend(Protocol):
+    """What a backend implements (see the module docstring for conventions)."""
+
+    #: Name used by ``KMeans(backend=...)``.
+    name: str
+    #: Array namespace of the backend (``numpy`` or ``cupy``).
+    xp: Any
+
+    def asarray(self, a: Any, dtype: Any) -> Array:
+        """Return ``a`` as a C-contiguous backend array of ``dtype``, copying only if needed.
+
+        Kernels never write to it, so the caller's data is never modified.
+        """
+
+    def to_numpy(self, a: Array) -> Any:
+        """Return a host NumPy copy (or view) of a backend array."""
+
+    def assign(
+        self, X: Array, sample_weight: Array, centers: Array, metric: int, labels: Array, accumulate: bool
+    ) -> tuple[float, int, Array]:
+        """Fused distance + argmin; no ``(n_samples, n_clusters)`` matrix.
+
+        ``labels`` (IN/OUT) holds the previous labels and receives the index of
+        the nearest center (lowest index on ties). Returns the weighted objective,
+        the number of labels that changed, and, if ``accumulate``, the
+        ``(n_clusters, n_features + 1)`` float64 weighted coordinate sums with the
+        cluster weights in the last column (zeros otherwise).
+        """
+
+    def update(
+        self, X: Array, sample_weight: Array, labels: Array, n_clusters: int, rule: str
+    ) -> tuple[Array, Array]:
+        """New centers from an assignment.
+
+        ``rule`` is ``"mean"`` (weighted mean) or ``"median"`` (weighted
+        coordinate-wise median, samples of weight 0 ignored). Returns
+        ``(n_clusters, n_features)`` float64 centers, NaN for clusters of no
+        weight, and the ``(n_clusters,)`` float64 cluster weights.
+        """
+
+    def objective(
+        self, X: Array, sample_weight: Array, labels: Array, candidates: Array, metric: int
+    ) -> Array:
+        """Per-cluster weighted objective of ``(n_sets, n_clusters, n_features)`` candidate centers.
+
+        Returns ``(n_sets, n_clusters)`` float64, in one pass over ``X``.
+        """
+
+    def pairwise(self, X: Array, centers: Array, metric: int) -> Array:
+        """``(n_samples, n_centers)`` objective terms (squared distance for euclidean)."""
+
+    def point_costs(self, X: Array, centers: Array, metric: int, labels: Array) -> Array:
+        """``(n_samples,)`` objective term of each sample to its own center."""

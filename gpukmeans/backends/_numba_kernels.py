@@ -1,0 +1,360 @@
+"""numba kernels of the CPU backend.
+
+Every kernel is defined once at module level with ``cache=True`` (a kernel built
+by a factory at run time would miss numba's on-disk cache in a new process) and
+takes the metric as an integer ``metric`` code (see :mod:`gpukmeans.metrics`):
+the branch in :func:`_term` is loop-invariant, so LLVM unswitches it out of the
+inner loops and each metric runs as its own vectorised loop.
+
+Layout and precision conventions (the caller, :mod:`gpukmeans.backends.cpu`,
+guarantees them so that each kernel compiles once per dtype):
+
+- ``X`` is C-contiguous ``(n_samples, n_features)`` float32 or float64;
+  ``centers`` has the same dtype, ``sample_weight`` too; ``labels`` is int32.
+- Distances are computed in the dtype of ``X``; every sum over samples
+  (objective, weighted sums of coordinates, weights) is accumulated in float64.
+- Work over samples is split into at most ``_N_CHUNKS`` contiguous chunks whose
+  bounds depend only on ``n_samples``; the per-chunk partial sums are reduced in
+  chunk order, so results are bit-identical whatever the number of threads.
+- Parallel loops only call serial ``*_range`` helpers: numba compiles a prange
+  body moved into a serial helper into markedly faster code.
+- Ties in a distance go to the lowest center index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_BLOCK = 64  # points per block: transposed into an L1-resident buffer
+_N_CHUNKS = 64  # partial-sum slots; fixed, so results do not depend on threads
+_MIN_CHUNK = 4096  # fewer points than this per chunk is not worth a thread
+
+
+@njit(inline="always")
+def _term(metric, acc, diff):
+    """Fold one coordinate difference into a distance accumulator.
+
+    metric 0 (euclidean): acc + diff**2 (squared distance);
+    metric 1 (manhattan): acc + |diff|; metric 2 (chebyshev): max(acc, |diff|).
+    """
+    if metric == 0:
+        return acc + diff * diff
+    elif metric == 1:
+        return acc + abs(diff)
+    else:
+        return max(acc, abs(diff))
+
+
+@njit(cache=True)
+def n_chunks_for(n_samples):
+    """Number of sample chunks used by the reduction kernels."""
+    return max(1, min(_N_CHUNKS, n_samples // _MIN_CHUNK))
+
+
+@njit(inline="always")
+def _chunk(n_samples, n_chunks, c):
+    return c * n_samples // n_chunks, (c + 1) * n_samples // n_chunks
+
+
+@njit(nogil=True, cache=True)
+def _load_block(X, b0, m, buf):
+    """Copy points ``b0 .. b0+m`` of X transposed into ``buf`` (n_features, _BLOCK)."""
+    n_features = X.shape[1]
+    for p in range(m):
+        for f in range(n_features):
+            buf[f, p] = X[b0 + p, f]
+    for p in range(m, _BLOCK):
+        for f in range(n_features):
+            buf[f, p] = 0
+
+
+@njit(nogil=True, cache=True)
+def _block_distances(buf, centers, j, metric, d):
+    """d[p] = objective term between buffered point p and ``centers[j]``."""
+    n_features = buf.shape[0]
+    for p in range(_BLOCK):
+        d[p] = 0
+    for f in range(n_features):
+        c = centers[j, f]
+        for p in range(_BLOCK):
+            d[p] = _term(metric, d[p], buf[f, p] - c)
+
+
+@njit(nogil=True, cache=True)
+def _assign_range(X, sample_weight, centers, metric, labels, start, stop, accumulate, sums):
+    """Assign points ``start .. stop`` to their nearest center.
+
+    IN: X, sample_weight, centers, metric, start, stop, accumulate.
+    INOUT: labels (previous labels in, nearest-center labels out).
+    OUT: sums (n_clusters, n_features + 1) float64: per-cluster weighted sums of
+    coordinates and, in the last column, of weights (only if ``accumulate``).
+    Returns (weighted objective, number of labels that changed).
+    """
+    n_features = X.shape[1]
+    n_clusters = centers.shape[0]
+    buf = np.empty((n_features, _BLOCK), dtype=X.dtype)
+    d = np.empty(_BLOCK, dtype=X.dtype)
+    best = np.empty(_BLOCK, dtype=X.dtype)
+    best_j = np.empty(_BLOCK, dtype=np.int32)
+    objective = 0.0
+    n_changed = 0
+    for b0 in range(start, stop, _BLOCK):
+        m = min(_BLOCK, stop - b0)
+        _load_block(X, b0, m, buf)
+        for p in range(_BLOCK):
+            best[p] = np.inf
+            best_j[p] = 0
+        for j in range(n_clusters):
+            _block_distances(buf, centers, j, metric, d)
+            for p in range(_BLOCK):  # branch-free argmin, lowest index wins ties
+                closer = d[p] < best[p]
+                best[p] = d[p] if closer else best[p]
+                best_j[p] = j if closer else best_j[p]
+        for p in range(m):
+            i = b0 + p
+            j = best_j[p]
+            wi = np.float64(sample_weight[i])
+            objective += wi * best[p]
+            if labels[i] != j:
+                n_changed += 1
+                labels[i] = j
+            if accumulate:
+                for f in range(n_features):
+                    sums[j, f] += wi * buf[f, p]
+                sums[j, n_features] += wi
+    return objective, n_changed
+
+
+@njit(parallel=True, cache=True)
+def assign(X, sample_weight, centers, metric, labels, accumulate):
+    """Fused distance + argmin (+ weighted sums) over all samples; no n x k matrix.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) float array
+    sample_weight : (n_samples,) array, dtype of X
+    centers : (n_clusters, n_features) array, dtype of X
+    metric : int
+    labels : (n_samples,) int32, INOUT
+    accumulate : bool
+        Also return the weighted per-cluster sums of the new assignment.
+
+    Returns
+    -------
+    objective : float
+    n_changed : int
+    sums : (n_clusters, n_features + 1) float64
+        Weighted coordinate sums and, in the last column, the cluster weights
+        (zeros if not ``accumulate``).
+    """
+    n_samples, n_features = X.shape
+    n_clusters = centers.shape[0]
+    n_chunks = n_chunks_for(n_samples)
+    partial = np.zeros((n_chunks, n_clusters, n_features + 1))
+    objectives = np.zeros(n_chunks)
+    changed = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        objectives[c], changed[c] = _assign_range(
+            X, sample_weight, centers, metric, labels, start, stop, accumulate, partial[c]
+        )
+    sums = np.zeros((n_clusters, n_features + 1))
+    objective = 0.0
+    n_changed = 0
+    for c in range(n_chunks):
+        sums += partial[c]
+        objective += objectives[c]
+        n_changed += changed[c]
+    return objective, n_changed, sums
+
+
+@njit(nogil=True, cache=True)
+def _pairwise_range(X, centers, metric, start, stop, out):
+    n_features = X.shape[1]
+    buf = np.empty((n_features, _BLOCK), dtype=X.dtype)
+    d = np.empty(_BLOCK, dtype=X.dtype)
+    for b0 in range(start, stop, _BLOCK):
+        m = min(_BLOCK, stop - b0)
+        _load_block(X, b0, m, buf)
+        for j in range(centers.shape[0]):
+            _block_distances(buf, centers, j, metric, d)
+            for p in range(m):
+                out[b0 + p, j] = d[p]
+
+
+@njit(parallel=True, cache=True)
+def pairwise(X, centers, metric):
+    """Objective term between every sample and every center.
+
+    Returns
+    -------
+    out : (n_samples, n_centers) array, dtype of X
+        Squared distances for euclidean, distances otherwise.
+    """
+    n_samples = X.shape[0]
+    out = np.empty((n_samples, centers.shape[0]), dtype=X.dtype)
+    n_parts = max(1, min(4 * _N_CHUNKS, n_samples // 1024))
+    for c in prange(n_parts):
+        start, stop = _chunk(n_samples, n_parts, c)
+        _pairwise_range(X, centers, metric, start, stop, out)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def point_costs(X, centers, metric, labels):
+    """Objective term between each sample and its own center ``centers[labels[i]]``.
+
+    Returns
+    -------
+    out : (n_samples,) array, dtype of X
+    """
+    n_samples, n_features = X.shape
+    out = np.empty(n_samples, dtype=X.dtype)
+    for i in prange(n_samples):
+        j = labels[i]
+        acc = X.dtype.type(0)
+        for f in range(n_features):
+            acc = _term(metric, acc, X[i, f] - centers[j, f])
+        out[i] = acc
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _objectives_range(X, sample_weight, labels, candidates, metric, start, stop, out):
+    n_features = X.shape[1]
+    n_sets = candidates.shape[0]
+    for i in range(start, stop):
+        j = labels[i]
+        wi = np.float64(sample_weight[i])
+        for s in range(n_sets):
+            acc = X.dtype.type(0)
+            for f in range(n_features):
+                acc = _term(metric, acc, X[i, f] - candidates[s, j, f])
+            out[s, j] += wi * acc
+
+
+@njit(parallel=True, cache=True)
+def cluster_objectives(X, sample_weight, labels, candidates, metric):
+    """Per-cluster weighted objective of several candidate center sets, in one pass.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array
+    sample_weight : (n_samples,) array
+    labels : (n_samples,) int32
+    candidates : (n_sets, n_clusters, n_features) array, dtype of X
+    metric : int
+
+    Returns
+    -------
+    out : (n_sets, n_clusters) float64
+        ``out[s, j] = sum_{i: labels[i] == j} w_i * term(X[i], candidates[s, j])``.
+    """
+    n_samples = X.shape[0]
+    n_sets, n_clusters = candidates.shape[0], candidates.shape[1]
+    n_chunks = n_chunks_for(n_samples)
+    partial = np.zeros((n_chunks, n_sets, n_clusters))
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        _objectives_range(X, sample_weight, labels, candidates, metric, start, stop, partial[c])
+    out = np.zeros((n_sets, n_clusters))
+    for c in range(n_chunks):
+        out += partial[c]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _sums_range(X, sample_weight, labels, start, stop, sums):
+    n_features = X.shape[1]
+    for i in range(start, stop):
+        j = labels[i]
+        wi = np.float64(sample_weight[i])
+        for f in range(n_features):
+            sums[j, f] += wi * X[i, f]
+        sums[j, n_features] += wi
+
+
+@njit(parallel=True, cache=True)
+def weighted_sums(X, sample_weight, labels, n_clusters):
+    """Per-cluster weighted coordinate sums and weights.
+
+    Returns
+    -------
+    sums : (n_clusters, n_features + 1) float64
+        Last column: total weight of each cluster.
+    """
+    n_samples, n_features = X.shape
+    n_chunks = n_chunks_for(n_samples)
+    partial = np.zeros((n_chunks, n_clusters, n_features + 1))
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        _sums_range(X, sample_weight, labels, start, stop, partial[c])
+    sums = np.zeros((n_clusters, n_features + 1))
+    for c in range(n_chunks):
+        sums += partial[c]
+    return sums
+
+
+@njit(nogil=True, cache=True)
+def _weighted_median_1d(values, weights):
+    """Weighted median of ``values`` (float64) with positive ``weights``.
+
+    With the values sorted and S_i the cumulative weight, the median is the
+    first v_i with S_i >= W / 2; when S_i == W / 2 exactly, the midpoint of v_i
+    and the next value (so unit weights give :func:`numpy.median`).
+    """
+    order = np.argsort(values, kind="mergesort")
+    half = 0.5 * weights.sum()
+    acc = 0.0
+    m = order.shape[0]
+    for r in range(m):
+        acc += weights[order[r]]
+        if acc >= half:
+            v = values[order[r]]
+            if acc == half and r + 1 < m:
+                return 0.5 * (v + values[order[r + 1]])
+            return v
+    return values[order[m - 1]]
+
+
+@njit(parallel=True, cache=True)
+def weighted_median(X, sample_weight, labels, n_clusters):
+    """Per-cluster weighted coordinate-wise median (samples with weight 0 ignored).
+
+    Returns
+    -------
+    medians : (n_clusters, n_features) float64
+        NaN for a cluster with no positive weight.
+    weights : (n_clusters,) float64
+        Total weight of each cluster.
+    """
+    n_samples, n_features = X.shape
+    counts = np.zeros(n_clusters + 1, dtype=np.int64)
+    weights = np.zeros(n_clusters)
+    for i in range(n_samples):
+        if sample_weight[i] > 0:
+            counts[labels[i] + 1] += 1
+            weights[labels[i]] += sample_weight[i]
+    offsets = np.cumsum(counts)
+    fill = offsets[:-1].copy()
+    order = np.empty(offsets[-1], dtype=np.int64)
+    for i in range(n_samples):  # counting sort of the samples by cluster
+        if sample_weight[i] > 0:
+            j = labels[i]
+            order[fill[j]] = i
+            fill[j] += 1
+    medians = np.full((n_clusters, n_features), np.nan)
+    for t in prange(n_clusters * n_features):
+        j = t // n_features
+        f = t % n_features
+        lo, hi = offsets[j], offsets[j + 1]
+        if hi > lo:
+            idx = order[lo:hi]
+            values = np.empty(hi - lo)
+            ws = np.empty(hi - lo)
+            for r in range(hi - lo):
+                values[r] = X[idx[r], f]
+                ws[r] = sample_weight[idx[r]]
+            medians[j, f] = _weighted_median_1d(values, ws)
+    return medians, weights

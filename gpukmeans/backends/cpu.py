@@ -1,0 +1,51 @@
+"""CPU backend: NumPy arrays and the numba kernels of :mod:`._numba_kernels`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _numba_kernels as k
+
+
+class CPUBackend:
+    """numba-JIT CPU backend (``backend="cpu"``); see :class:`gpukmeans.backends.Backend`.
+
+    Kernels run in parallel on numba's thread pool (``NUMBA_NUM_THREADS``) and
+    are cached on disk after their first compilation.
+    """
+
+    name = "cpu"
+    xp = np
+
+    def asarray(self, a: Any, dtype: Any) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    def to_numpy(self, a: np.ndarray) -> np.ndarray:
+        return np.asarray(a)
+
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate):
+        objective, n_changed, sums = k.assign(X, sample_weight, centers, metric, labels, accumulate)
+        return float(objective), int(n_changed), sums
+
+    def update(self, X, sample_weight, labels, n_clusters, rule):
+        if rule == "mean":
+            sums = k.weighted_sums(X, sample_weight, labels, n_clusters)
+            weights = sums[:, -1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                centers = sums[:, :-1] / weights[:, None]
+            centers[weights <= 0] = np.nan
+            return centers, weights
+        if rule == "median":
+            return k.weighted_median(X, sample_weight, labels, n_clusters)
+        raise ValueError(f"Unknown update rule {rule!r}.")
+
+    def objective(self, X, sample_weight, labels, candidates, metric):
+        return k.cluster_objectives(X, sample_weight, labels, np.ascontiguousarray(candidates, X.dtype), metric)
+
+    def pairwise(self, X, centers, metric):
+        return k.pairwise(X, np.ascontiguousarray(centers, X.dtype), metric)
+
+    def point_costs(self, X, centers, metric, labels):
+        return k.point_costs(X, centers, metric, labels)
