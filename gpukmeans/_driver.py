@@ -124,14 +124,18 @@ def lloyd(
         if bool(xp.any(weights <= 0)):
             update_labels = _relocate_empty_clusters(backend, X, sample_weight, centers, metric, labels, weights)
             sums = None
-        new = _candidate_centers(
-            backend, X, sample_weight, update_labels, sums, centers, rule, metric
-        ).astype(X.dtype)
+        new = _candidate_centers(backend, X, sample_weight, update_labels, sums, centers, rule, metric).astype(X.dtype)
         shift = float(xp.sum((new.astype(xp.float64) - centers.astype(xp.float64)) ** 2))
         centers = new
         elapsed = time.perf_counter() - t0
         history.append(
-            {"iteration": n_iter, "objective": objective, "center_shift": shift, "n_changed": n_changed, "time": elapsed}
+            {
+                "iteration": n_iter,
+                "objective": objective,
+                "center_shift": shift,
+                "n_changed": n_changed,
+                "time": elapsed,
+            }
         )
         if verbose:
             print(

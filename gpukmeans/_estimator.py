@@ -181,7 +181,7 @@ class KMeans(_ParamsMixin):
     def _check_params(self, X: Any) -> None:
         self._backend = get_backend(self.backend, X)
         self._metric = get_metric(self.metric)
-        self.update_ = resolve_update(self.update, self._metric)
+        self._update = resolve_update(self.update, self._metric)
         check_int(self.n_clusters, "n_clusters", 1)
         check_int(self.max_iter, "max_iter", 1)
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
@@ -272,7 +272,7 @@ class KMeans(_ParamsMixin):
                 centers,
                 backend=backend,
                 metric=self._metric,
-                rule=self.update_,
+                rule=self._update,
                 max_iter=self.max_iter,
                 tol=tol,
                 verbose=bool(self.verbose),
@@ -293,6 +293,7 @@ class KMeans(_ParamsMixin):
         self.inertia_ = float(best.objective)
         self.n_iter_ = best.n_iter
         self.history_ = best.history
+        self.update_ = self._update
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -305,6 +306,9 @@ class KMeans(_ParamsMixin):
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
     # ------------------------------------------------------------- predict
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "cluster_centers_")
+
     def _check_fitted_X(self, X: Any):
         if not hasattr(self, "cluster_centers_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first.")
@@ -312,7 +316,8 @@ class KMeans(_ParamsMixin):
         X = check_array(X, backend, dtype=self.cluster_centers_.dtype)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} was fitted with {self.n_features_in_}."
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
+                "as input (the number it was fitted with)."
             )
         return X, backend
 

@@ -21,7 +21,7 @@ def _weighted_choice(xp, sample_weight, random_state: np.random.RandomState) -> 
     cdf = xp.cumsum(p)
     cdf /= cdf[-1]
     u = random_state.random_sample()
-    return int(xp.searchsorted(cdf, u, side="right"))
+    return int(xp.searchsorted(cdf, xp.asarray([u]), side="right")[0])
 
 
 def kmeans_plusplus(

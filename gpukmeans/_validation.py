@@ -14,10 +14,6 @@ class NotFittedError(ValueError, AttributeError):
     """Raised when a method needs a fitted estimator (like scikit-learn's NotFittedError)."""
 
 
-def _kind_of(a: Any, xp) -> str:
-    return xp.asarray(a).dtype.kind if not hasattr(a, "dtype") else np.dtype(a.dtype).kind
-
-
 def float_dtype_for(a: Any) -> np.dtype:
     """float64 stays float64; every other real dtype (ints, uint8 imagery, float16, float32) becomes float32."""
     dtype = np.dtype(a.dtype)
@@ -52,15 +48,26 @@ def check_array(X: Any, backend, *, name: str = "X", dtype: Any = None):
         except Exception as exc:  # ragged lists and the like
             raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
     kind = np.dtype(X.dtype).kind
+    if kind == "O":  # e.g. a list mixing ints and floats, or a frame of mixed columns
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must hold real numbers; got dtype object that does not convert: {exc}") from exc
+        kind = "f"
+    if kind == "c":
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers.")
     if kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}.")
     if X.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D (n_samples, n_features); got {X.ndim}-D array of shape {tuple(X.shape)}. "
-            "Reshape 1-D data with X.reshape(-1, 1) and images with img.reshape(-1, n_bands)."
+            "Reshape your data: X.reshape(-1, 1) for a single feature, img.reshape(-1, n_bands) for an image."
         )
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {tuple(X.shape)} (need at least 1 sample and 1 feature).")
+        what = "0 sample(s)" if X.shape[0] == 0 else "0 feature(s)"
+        raise ValueError(
+            f"{name} is empty: found array with {what} (shape={tuple(X.shape)}) while a minimum of 1 is required."
+        )
     target = np.dtype(dtype) if dtype is not None else float_dtype_for(X)
     out = backend.asarray(X, target)
     if kind == "f":
@@ -97,9 +104,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype, backend):
     if np.dtype(sample_weight.dtype).kind not in "fiub":
         raise TypeError(f"sample_weight must hold real numbers; got dtype {sample_weight.dtype}.")
     if sample_weight.ndim != 1 or sample_weight.shape[0] != n_samples:
-        raise ValueError(
-            f"sample_weight must have shape ({n_samples},) to match X; got {tuple(sample_weight.shape)}."
-        )
+        raise ValueError(f"sample_weight must have shape ({n_samples},) to match X; got {tuple(sample_weight.shape)}.")
     w = backend.asarray(sample_weight, dtype)
     check_finite(w, backend, "sample_weight")
     if bool((w < 0).any()):

@@ -70,9 +70,7 @@ def get_metric(metric: str | Metric) -> Metric:
         return metric
     if isinstance(metric, str) and metric.lower() in METRICS:
         return METRICS[metric.lower()]
-    raise ValueError(
-        f"Unknown metric {metric!r}; expected one of {sorted(METRICS)}."
-    )
+    raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(METRICS)}.")
 
 
 def resolve_update(update: str, metric: Metric) -> str:

@@ -46,9 +46,7 @@ class Backend(Protocol):
         cluster weights in the last column (zeros otherwise).
         """
 
-    def update(
-        self, X: Array, sample_weight: Array, labels: Array, n_clusters: int, rule: str
-    ) -> tuple[Array, Array]:
+    def update(self, X: Array, sample_weight: Array, labels: Array, n_clusters: int, rule: str) -> tuple[Array, Array]:
         """New centers from an assignment.
 
         ``rule`` is ``"mean"`` (weighted mean) or ``"median"`` (weighted
@@ -57,9 +55,7 @@ class Backend(Protocol):
         weight, and the ``(n_clusters,)`` float64 cluster weights.
         """
 
-    def objective(
-        self, X: Array, sample_weight: Array, labels: Array, candidates: Array, metric: int
-    ) -> Array:
+    def objective(self, X: Array, sample_weight: Array, labels: Array, candidates: Array, metric: int) -> Array:
         """Per-cluster weighted objective of ``(n_sets, n_clusters, n_features)`` candidate centers.
 
         Returns ``(n_sets, n_clusters)`` float64, in one pass over ``X``.

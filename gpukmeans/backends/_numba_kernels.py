@@ -298,24 +298,54 @@ def weighted_sums(X, sample_weight, labels, n_clusters):
 
 @njit(nogil=True, cache=True)
 def _weighted_median_1d(values, weights):
-    """Weighted median of ``values`` (float64) with positive ``weights``.
+    """Weighted median of ``values`` with positive ``weights`` (both float64, reordered in place).
 
-    With the values sorted and S_i the cumulative weight, the median is the
+    With the values sorted and S_i their cumulative weight, the median is the
     first v_i with S_i >= W / 2; when S_i == W / 2 exactly, the midpoint of v_i
-    and the next value (so unit weights give :func:`numpy.median`).
+    and the next larger value (so unit weights give :func:`numpy.median`).
+    Weighted quickselect: expected O(m), three-way partitions around a
+    median-of-three pivot, so runs of equal values (imagery) cost one pass.
     """
-    order = np.argsort(values, kind="mergesort")
     half = 0.5 * weights.sum()
-    acc = 0.0
-    m = order.shape[0]
-    for r in range(m):
-        acc += weights[order[r]]
-        if acc >= half:
-            v = values[order[r]]
-            if acc == half and r + 1 < m:
-                return 0.5 * (v + values[order[r + 1]])
-            return v
-    return values[order[m - 1]]
+    lo, hi = 0, values.shape[0]
+    below = 0.0  # weight of the values left of [lo, hi), all smaller
+    next_above = np.inf  # smallest value right of [lo, hi)
+    while True:
+        a, b, c = values[lo], values[(lo + hi) // 2], values[hi - 1]
+        pivot = max(min(a, b), min(max(a, b), c))
+        # three-way partition of [lo, hi): [lo, lt) < pivot, [lt, gt) == pivot, [gt, hi) > pivot
+        lt, i, gt = lo, lo, hi
+        w_less = 0.0
+        w_equal = 0.0
+        while i < gt:
+            v = values[i]
+            if v < pivot:
+                w_less += weights[i]
+                values[i], values[lt] = values[lt], v
+                weights[i], weights[lt] = weights[lt], weights[i]
+                lt += 1
+                i += 1
+            elif v > pivot:
+                gt -= 1
+                values[i], values[gt] = values[gt], v
+                weights[i], weights[gt] = weights[gt], weights[i]
+            else:
+                w_equal += weights[i]
+                i += 1
+        if below + w_less >= half and lt > lo:
+            hi = lt
+            next_above = pivot
+        elif below + w_less + w_equal >= half:
+            if below + w_less + w_equal == half:
+                upper = next_above
+                for r in range(gt, hi):
+                    upper = min(upper, values[r])
+                if upper < np.inf:
+                    return 0.5 * (pivot + upper)
+            return pivot
+        else:
+            below += w_less + w_equal
+            lo = gt
 
 
 @njit(parallel=True, cache=True)
