@@ -254,7 +254,8 @@ class KMeans(_ParamsMixin):
         n_positive = int((sample_weight > 0).sum())
         if self.n_clusters > n_positive:
             raise ValueError(
-                f"n_clusters={self.n_clusters} is larger than the number of samples with positive weight ({n_positive})."
+                f"n_clusters={self.n_clusters} is larger than the number of samples with positive weight "
+                f"({n_positive})."
             )
         if not isinstance(self.init, str) and not callable(self.init):
             self._check_init_array(self.init, X)  # fail before any work
