@@ -388,3 +388,84 @@ def weighted_median(X, sample_weight, labels, n_clusters):
                 ws[r] = sample_weight[idx[r]]
             medians[j, f] = _weighted_median_1d(values, ws)
     return medians, weights
+
+
+_MAX_HIST_BINS = 4096  # integer-valued data with a wider range uses the quickselect median
+_HIST_BUDGET = 1 << 23  # float64 histogram cells over all chunks (64 MiB)
+
+
+@njit(cache=True)
+def integer_range(X):
+    """(True, min, max) if every value of X is an integer, else (False, 0, 0); stops at the first non-integer."""
+    lo = np.inf
+    hi = -np.inf
+    n_samples, n_features = X.shape
+    for i in range(n_samples):
+        for f in range(n_features):
+            v = X[i, f]
+            if v != np.floor(v):
+                return False, 0.0, 0.0
+            lo = min(lo, v)
+            hi = max(hi, v)
+    return True, float(lo), float(hi)
+
+
+@njit(cache=True)
+def hist_chunks_for(n_samples, n_cells):
+    """Chunks of the histogram median: as for sums, but within ``_HIST_BUDGET`` cells in all."""
+    return max(1, min(n_chunks_for(n_samples), _HIST_BUDGET // max(1, n_cells)))
+
+
+@njit(nogil=True, cache=True)
+def _hist_range(X, sample_weight, labels, lo, start, stop, hist):
+    n_features = X.shape[1]
+    for i in range(start, stop):
+        wi = np.float64(sample_weight[i])
+        if wi > 0:
+            j = labels[i]
+            for f in range(n_features):
+                hist[j, f, np.int64(X[i, f] - lo)] += wi
+
+
+@njit(parallel=True, cache=True)
+def weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins):
+    """Weighted coordinate-wise median of integer-valued X from per-cluster histograms, O(n).
+
+    Same definition and result as :func:`weighted_median` (first value whose
+    cumulative weight reaches half; midpoint on an exact half), for X whose
+    values are integers in ``[lo, lo + n_bins)``.
+
+    Returns
+    -------
+    medians : (n_clusters, n_features) float64, NaN for clusters of no weight
+    weights : (n_clusters,) float64
+    """
+    n_samples, n_features = X.shape
+    n_chunks = hist_chunks_for(n_samples, n_clusters * n_features * n_bins)
+    partial = np.zeros((n_chunks, n_clusters, n_features, n_bins))
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        _hist_range(X, sample_weight, labels, lo, start, stop, partial[c])
+    hist = partial[0].copy()
+    for c in range(1, n_chunks):
+        hist += partial[c]
+    medians = np.full((n_clusters, n_features), np.nan)
+    weights = np.zeros(n_clusters)
+    for j in range(n_clusters):
+        weights[j] = hist[j, 0].sum()
+        if weights[j] <= 0:
+            continue
+        half = 0.5 * weights[j]
+        for f in range(n_features):
+            acc = 0.0
+            for b in range(n_bins):
+                acc += hist[j, f, b]
+                if acc >= half and hist[j, f, b] > 0:
+                    medians[j, f] = lo + b
+                    if acc == half:
+                        for b2 in range(b + 1, n_bins):
+                            if hist[j, f, b2] > 0:
+                                medians[j, f] = lo + 0.5 * (b + b2)
+                                break
+                    break
+    return medians, weights
