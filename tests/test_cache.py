@@ -26,6 +26,8 @@ SCRIPT = textwrap.dedent(
                 km = KMeans(4, metric=metric, update=update, random_state=0).fit(X)
                 km.predict(X)
                 km.transform(X)
+        # integer-valued imagery takes the histogram median
+        KMeans(4, metric="manhattan", random_state=0).fit((X * 255).astype(np.uint8).astype(dtype))
         # duplicates force empty-cluster relocation (point_costs, weighted_sums)
         KMeans(5, random_state=0).fit(np.repeat(X[:3], 50, axis=0))
     stats = {}
@@ -50,7 +52,16 @@ def test_second_process_loads_every_kernel_from_disk():
     stats = _run()
     used = {name: hm for name, hm in stats.items() if hm[0] + hm[1] > 0}
     # the parallel kernels a fit needs must be among those used
-    for name in ("assign", "pairwise", "point_costs", "cluster_objectives", "weighted_sums", "weighted_median"):
+    for name in (
+        "assign",
+        "pairwise",
+        "point_costs",
+        "cluster_objectives",
+        "weighted_sums",
+        "weighted_median",
+        "weighted_median_hist",
+        "integer_range",
+    ):
         assert name in used, f"kernel {name} was not exercised"
     misses = {name: hm[1] for name, hm in used.items() if hm[1]}
     assert not misses, f"kernels compiled again in a new process (cache misses): {misses}"
