@@ -69,6 +69,15 @@ class _ParamsMixin:
         )
 
 
+class _FitConfig(NamedTuple):
+    """Validated parameters of one fit."""
+
+    backend: Any
+    metric: Any
+    rule: str
+    n_init: int
+
+
 class KMeans(_ParamsMixin):
     """k-means clustering with euclidean, manhattan or chebyshev distance, on CPU or GPU.
 
@@ -178,10 +187,11 @@ class KMeans(_ParamsMixin):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def _check_params(self, X: Any) -> None:
-        self._backend = get_backend(self.backend, X)
-        self._metric = get_metric(self.metric)
-        self._update = resolve_update(self.update, self._metric)
+    def _check_params(self, X: Any) -> _FitConfig:
+        """Validate the parameters; nothing on ``self`` changes until a fit succeeds."""
+        backend = get_backend(self.backend, X)
+        metric = get_metric(self.metric)
+        rule = resolve_update(self.update, metric)
         check_int(self.n_clusters, "n_clusters", 1)
         check_int(self.max_iter, "max_iter", 1)
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
@@ -194,32 +204,33 @@ class KMeans(_ParamsMixin):
         if isinstance(self.n_init, str):
             if self.n_init != "auto":
                 raise ValueError(f"n_init must be 'auto' or a positive integer; got {self.n_init!r}.")
-            self._n_init = 10 if (isinstance(self.init, str) and self.init == "random") else 1
+            n_init = 10 if (isinstance(self.init, str) and self.init == "random") else 1
         else:
-            self._n_init = check_int(self.n_init, "n_init", 1)
-        if not isinstance(self.init, str) and not callable(self.init) and self._n_init != 1:
+            n_init = check_int(self.n_init, "n_init", 1)
+        if not isinstance(self.init, str) and not callable(self.init) and n_init != 1:
             warnings.warn(
-                f"Explicit initial centers were given; running 1 initialisation instead of n_init={self._n_init}.",
+                f"Explicit initial centers were given; running 1 initialisation instead of n_init={n_init}.",
                 RuntimeWarning,
                 stacklevel=3,
             )
-            self._n_init = 1
+            n_init = 1
+        return _FitConfig(backend, metric, rule, n_init)
 
-    def _initial_centers(self, X, sample_weight, random_state):
-        backend, n_clusters = self._backend, self.n_clusters
+    def _initial_centers(self, X, sample_weight, random_state, config: _FitConfig):
+        backend, n_clusters = config.backend, self.n_clusters
         if isinstance(self.init, str) and self.init == "k-means++":
             centers, _ = _init.kmeans_plusplus(
-                X, sample_weight, n_clusters, backend=backend, metric=self._metric, random_state=random_state
+                X, sample_weight, n_clusters, backend=backend, metric=config.metric, random_state=random_state
             )
             return centers
         if isinstance(self.init, str):  # "random"
             centers, _ = _init.random_init(X, sample_weight, n_clusters, backend=backend, random_state=random_state)
             return centers
         given = self.init(X, n_clusters, random_state) if callable(self.init) else self.init
-        return self._check_init_array(given, X)
+        return self._check_init_array(given, X, backend)
 
-    def _check_init_array(self, init: Any, X):
-        centers = check_array(init, self._backend, name="init", dtype=X.dtype)
+    def _check_init_array(self, init: Any, X, backend):
+        centers = check_array(init, backend, name="init", dtype=X.dtype)
         if centers.shape != (self.n_clusters, X.shape[1]):
             raise ValueError(
                 f"init has shape {tuple(centers.shape)}; expected (n_clusters, n_features) = "
@@ -244,8 +255,8 @@ class KMeans(_ParamsMixin):
         -------
         self : KMeans
         """
-        self._check_params(X)
-        backend, xp = self._backend, self._backend.xp
+        config = self._check_params(X)
+        backend, xp = config.backend, config.backend.xp
         X = check_array(X, backend)
         n_samples = X.shape[0]
         if self.n_clusters > n_samples:
@@ -258,13 +269,13 @@ class KMeans(_ParamsMixin):
                 f"({n_positive})."
             )
         if not isinstance(self.init, str) and not callable(self.init):
-            self._check_init_array(self.init, X)  # fail before any work
+            self._check_init_array(self.init, X, backend)  # fail before any work
         random_state = check_random_state(self.random_state)
         tol = _tolerance(X, self.tol, xp)
 
         best: LloydResult | None = None
-        for _ in range(self._n_init):
-            centers = self._initial_centers(X, sample_weight, random_state)
+        for _ in range(config.n_init):
+            centers = self._initial_centers(X, sample_weight, random_state, config)
             if self.verbose:
                 print("Initialization complete")
             result = lloyd(
@@ -272,8 +283,8 @@ class KMeans(_ParamsMixin):
                 sample_weight,
                 centers,
                 backend=backend,
-                metric=self._metric,
-                rule=self._update,
+                metric=config.metric,
+                rule=config.rule,
                 max_iter=self.max_iter,
                 tol=tol,
                 verbose=bool(self.verbose),
@@ -294,8 +305,9 @@ class KMeans(_ParamsMixin):
         self.inertia_ = float(best.objective)
         self.n_iter_ = best.n_iter
         self.history_ = best.history
-        self.update_ = self._update
+        self.update_ = config.rule
         self.n_features_in_ = X.shape[1]
+        self._backend, self._metric = backend, config.metric
         return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None):

@@ -19,9 +19,6 @@ class CPUBackend:
     name = "cpu"
     xp = np
 
-    def __init__(self) -> None:
-        self._integer_ranges: dict = {}  # per array: integer-valued range, for the histogram median
-
     def asarray(self, a: Any, dtype: Any) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=dtype)
 
@@ -41,28 +38,14 @@ class CPUBackend:
             centers[weights <= 0] = np.nan
             return centers, weights
         if rule == "median":
-            n_bins = self._histogram_bins(X)
-            if n_bins and n_clusters * X.shape[1] * n_bins <= k._HIST_BUDGET:
-                lo = self._integer_ranges[self._key(X)][1]
-                return k.weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins)
+            # integer-valued data (imagery) with a small range: per-cluster histograms, O(n)
+            is_integer, lo, hi = k.integer_range(X)
+            if is_integer and hi - lo < k._MAX_HIST_BINS:
+                n_bins = int(hi - lo) + 1
+                if n_clusters * X.shape[1] * n_bins <= k._HIST_BUDGET:
+                    return k.weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins)
             return k.weighted_median(X, sample_weight, labels, n_clusters)
         raise ValueError(f"Unknown update rule {rule!r}.")
-
-    @staticmethod
-    def _key(X: np.ndarray) -> tuple:
-        return (X.__array_interface__["data"][0], X.shape, X.strides, X.dtype.str)
-
-    def _histogram_bins(self, X: np.ndarray) -> int:
-        """Number of histogram bins if X is integer-valued with a small range (uint8/uint16 imagery), else 0.
-
-        The scan runs once per array and backend instance (one per fit); kernels never write to X.
-        """
-        key = self._key(X)
-        if key not in self._integer_ranges:
-            self._integer_ranges[key] = k.integer_range(X)
-        is_integer, lo, hi = self._integer_ranges[key]
-        n_bins = int(hi - lo) + 1 if is_integer else 0
-        return n_bins if 0 < n_bins <= k._MAX_HIST_BINS else 0
 
     def objective(self, X, sample_weight, labels, candidates, metric):
         return k.cluster_objectives(X, sample_weight, labels, np.ascontiguousarray(candidates, X.dtype), metric)

@@ -1,0 +1,511 @@
+"""The numba kernels of the CPU backend against plain-NumPy and scipy references."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from conftest import CDIST_TERM, FLOAT_DTYPES, ref_terms, ref_weighted_median, ref_weighted_sums
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.spatial.distance import cdist
+
+from gpukmeans.backends import _numba_kernels as K
+
+CODES = (0, 1, 2)
+# 1 point, less than one block, exactly one block, several blocks (not a multiple
+# of 64), and more than 2 * 4096 points so the reductions use several chunks.
+SIZES = (1, 63, 64, 200, 3 * 4096 + 37)
+
+
+def rtol_for(dtype):
+    return 2e-5 if dtype == np.float32 else 1e-12
+
+
+def make(n, d, k, dtype, seed=0, weights="random"):
+    rng = np.random.default_rng(seed + 7 * n + k)
+    X = rng.normal(size=(n, d)).astype(dtype)
+    C = rng.normal(size=(k, d)).astype(dtype)
+    if weights == "ones":
+        w = np.ones(n, dtype)
+    else:
+        w = rng.uniform(0.1, 3.0, n).astype(dtype)
+    return X, C, w
+
+
+# --------------------------------------------------------------------- helpers
+def test_n_chunks_for():
+    assert K.n_chunks_for(1) == 1
+    assert K.n_chunks_for(4095) == 1
+    assert K.n_chunks_for(2 * 4096) == 2
+    assert K.n_chunks_for(3 * 4096 + 37) == 3
+    assert K.n_chunks_for(10**9) == 64
+
+
+# -------------------------------------------------------------------- pairwise
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("n", SIZES)
+def test_pairwise_matches_cdist(n, code, dtype):
+    X, C, _ = make(n, 3, 5, dtype)
+    out = K.pairwise(X, C, code)
+    assert out.shape == (n, 5)
+    assert out.dtype == dtype
+    expected = cdist(X.astype(np.float64), C.astype(np.float64), CDIST_TERM[code])
+    assert_allclose(out, expected, rtol=rtol_for(dtype), atol=1e-6 if dtype == np.float32 else 1e-13)
+    assert_allclose(out, ref_terms(X, C, code), rtol=rtol_for(dtype), atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_pairwise_single_center_and_feature(code):
+    X = np.array([[0.0], [1.5], [-2.0]])
+    C = np.array([[0.5]])
+    expected = {0: [0.25, 1.0, 6.25], 1: [0.5, 1.0, 2.5], 2: [0.5, 1.0, 2.5]}[code]
+    assert_array_equal(K.pairwise(X, C, code)[:, 0], expected)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_pairwise_many_features_hand_values(dtype):
+    X = np.array([[1, -2, 3, 0, 5]], dtype=dtype)
+    C = np.array([[0, 0, 0, 0, 0], [1, -2, 3, 0, 5], [2, 2, 2, 2, 2]], dtype=dtype)
+    assert_array_equal(K.pairwise(X, C, 0)[0], [39, 0, 1 + 16 + 1 + 4 + 9])
+    assert_array_equal(K.pairwise(X, C, 1)[0], [11, 0, 1 + 4 + 1 + 2 + 3])
+    assert_array_equal(K.pairwise(X, C, 2)[0], [5, 0, 4])
+
+
+# ---------------------------------------------------------------------- assign
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("n", SIZES)
+def test_assign_labels_objective_sums(n, code, dtype):
+    k, d = 5, 3
+    X, C, w = make(n, d, k, dtype)
+    terms = ref_terms(X, C, code)
+    labels = np.full(n, -1, np.int32)
+    objective, n_changed, sums = K.assign(X, w, C, code, labels, True)
+    assert labels.dtype == np.int32
+    # Every label is a nearest center (float64 reference, float32 tolerance) ...
+    lab_terms = terms[np.arange(n), labels]
+    assert_allclose(lab_terms, terms.min(axis=1), rtol=rtol_for(dtype), atol=1e-6 if dtype == np.float32 else 0)
+    # ... and exactly the first argmin of the distances the kernel computes.
+    assert_array_equal(labels, np.argmin(K.pairwise(X, C, code), axis=1))
+    if dtype == np.float64:  # random data: no ties
+        assert_array_equal(labels, np.argmin(terms, axis=1))
+    assert n_changed == n  # every label was -1
+    assert_allclose(objective, float(w.astype(np.float64) @ lab_terms), rtol=rtol_for(dtype) * 5)
+    assert sums.shape == (k, d + 1)
+    assert sums.dtype == np.float64
+    assert_allclose(sums, ref_weighted_sums(X, w, labels, k), rtol=1e-10, atol=1e-10)
+    assert_allclose(sums[:, -1].sum(), w.astype(np.float64).sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+def test_assign_without_accumulate_returns_zero_sums(code, dtype):
+    X, C, w = make(300, 2, 4, dtype)
+    labels = np.zeros(300, np.int32)
+    objective, n_changed, sums = K.assign(X, w, C, code, labels, False)
+    assert sums.shape == (4, 3)
+    assert not sums.any()
+    terms = ref_terms(X, C, code)
+    assert_allclose(objective, float(w.astype(np.float64) @ terms.min(axis=1)), rtol=rtol_for(dtype) * 5)
+    assert n_changed == int((np.argmin(terms, axis=1) != 0).sum())
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("n", (70, 3 * 4096 + 37))
+def test_assign_counts_changed_labels(n, code, dtype):
+    X, C, w = make(n, 3, 4, dtype)
+    truth = np.full(n, -1, np.int32)
+    K.assign(X, w, C, code, truth, False)
+    labels = truth.copy()
+    _, n_changed, _ = K.assign(X, w, C, code, labels, False)
+    assert n_changed == 0
+    assert_array_equal(labels, truth)
+    rng = np.random.default_rng(1)
+    stale = truth.copy()
+    flip = rng.choice(n, size=max(1, n // 5), replace=False)
+    stale[flip] = (stale[flip] + 1 + rng.integers(0, 3, flip.size)) % 4
+    _, n_changed, _ = K.assign(X, w, C, code, stale, False)
+    assert n_changed == flip.size
+    assert_array_equal(stale, truth)  # labels are overwritten in place
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+def test_assign_single_cluster(code, dtype):
+    n = 2 * 4096 + 100
+    X, C, w = make(n, 4, 1, dtype)
+    labels = np.full(n, 3, np.int32)
+    objective, n_changed, sums = K.assign(X, w, C, code, labels, True)
+    assert not labels.any()
+    assert n_changed == n
+    expected = cdist(X.astype(np.float64), C.astype(np.float64), CDIST_TERM[code])[:, 0]
+    assert_allclose(objective, float(w.astype(np.float64) @ expected), rtol=rtol_for(dtype) * 5)
+    w64 = w.astype(np.float64)
+    assert_allclose(sums[0, :-1], w64 @ X.astype(np.float64), rtol=1e-10)
+    assert_allclose(sums[0, -1], w64.sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+def test_assign_ties_go_to_lowest_index(code, dtype):
+    # Small integers: every distance is exact in float32 and float64, ties abound.
+    rng = np.random.default_rng(code)
+    n = 4096 * 2 + 333
+    X = rng.integers(-3, 4, size=(n, 3)).astype(dtype)
+    C = rng.integers(-3, 4, size=(9, 3)).astype(dtype)
+    C[5] = C[2]  # duplicated center: index 2 must win over 5
+    C[8] = C[0]
+    terms = ref_terms(X, C, code)
+    assert (np.sort(terms, axis=1)[:, 1] == terms.min(axis=1)).sum() > n // 10  # plenty of ties
+    labels = np.full(n, -1, np.int32)
+    w = np.ones(n, dtype)
+    objective, _, _ = K.assign(X, w, C, code, labels, True)
+    assert_array_equal(labels, np.argmin(terms, axis=1))  # np.argmin: first minimum
+    assert not np.isin(labels, (5, 8)).any()
+    assert objective == terms.min(axis=1).sum()
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_assign_tie_hand_example(code):
+    # The origin is at the same distance (1) from all four centers.
+    X = np.zeros((1, 2))
+    C = np.array([[0.0, 1.0], [1.0, 0.0], [-1.0, 0.0], [0.0, -1.0]])
+    for perm in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
+        labels = np.array([-1], np.int32)
+        objective, _, _ = K.assign(X, np.ones(1), C[perm], code, labels, False)
+        assert labels[0] == 0
+        assert objective == 1.0
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_assign_zero_weights_count_nothing(dtype):
+    X, C, w = make(500, 3, 3, dtype)
+    w[::2] = 0
+    labels = np.full(500, -1, np.int32)
+    objective, n_changed, sums = K.assign(X, w, C, 0, labels, True)
+    assert n_changed == 500  # zero-weight samples are still labelled
+    terms = ref_terms(X, C, 0)
+    assert_array_equal(labels, np.argmin(K.pairwise(X, C, 0), axis=1))
+    assert_allclose(objective, float(w[1::2].astype(np.float64) @ terms[1::2].min(axis=1)), rtol=1e-5)
+    assert_allclose(sums[:, -1].sum(), w.astype(np.float64).sum(), rtol=1e-12)
+
+
+def test_assign_is_independent_of_thread_count():
+    X, C, w = make(5 * 4096 + 11, 3, 6, np.float32)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            labels = np.full(X.shape[0], -1, np.int32)
+            objective, n_changed, sums = K.assign(X, w, C, 0, labels, True)
+            objs = K.cluster_objectives(X, w, labels, C[None], 1)
+            results.append((objective, n_changed, sums, labels, objs))
+    finally:
+        numba.set_num_threads(before)
+    for other in results[1:]:
+        assert other[0] == results[0][0]
+        assert other[1] == results[0][1]
+        assert_array_equal(other[2], results[0][2])
+        assert_array_equal(other[3], results[0][3])
+        assert_array_equal(other[4], results[0][4])
+
+
+# ----------------------------------------------------------------- point_costs
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("n", (1, 63, 200, 3 * 4096 + 37))
+def test_point_costs(n, code, dtype):
+    X, C, _ = make(n, 3, 4, dtype)
+    labels = np.random.default_rng(n).integers(0, 4, n).astype(np.int32)
+    out = K.point_costs(X, C, code, labels)
+    assert out.shape == (n,)
+    assert out.dtype == dtype
+    expected = cdist(X.astype(np.float64), C.astype(np.float64), CDIST_TERM[code])[np.arange(n), labels]
+    assert_allclose(out, expected, rtol=rtol_for(dtype), atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+# ---------------------------------------------------------- cluster_objectives
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("n", (1, 200, 3 * 4096 + 37))
+def test_cluster_objectives(n, code, dtype):
+    k, d, n_sets = 4, 3, 3
+    X, _, w = make(n, d, k, dtype)
+    rng = np.random.default_rng(n + code)
+    labels = rng.integers(0, k, n).astype(np.int32)
+    candidates = rng.normal(size=(n_sets, k, d)).astype(dtype)
+    out = K.cluster_objectives(X, w, labels, candidates, code)
+    assert out.shape == (n_sets, k)
+    assert out.dtype == np.float64
+    expected = np.zeros((n_sets, k))
+    for s in range(n_sets):
+        terms = cdist(X.astype(np.float64), candidates[s].astype(np.float64), CDIST_TERM[code])
+        for j in range(k):
+            members = labels == j
+            expected[s, j] = w[members].astype(np.float64) @ terms[members, j]
+    assert_allclose(out, expected, rtol=rtol_for(dtype) * 5, atol=1e-12)
+
+
+def test_cluster_objectives_hand_example():
+    X = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 10.0]])
+    w = np.array([1.0, 3.0, 2.0])
+    labels = np.array([0, 0, 1], np.int32)
+    candidates = np.array([[[0.0, 0.0], [10.0, 10.0]], [[1.0, 1.0], [9.0, 12.0]]])
+    assert_array_equal(K.cluster_objectives(X, w, labels, candidates, 0), [[12.0, 0.0], [8.0, 10.0]])
+    assert_array_equal(K.cluster_objectives(X, w, labels, candidates, 1), [[6.0, 0.0], [8.0, 6.0]])
+    assert_array_equal(K.cluster_objectives(X, w, labels, candidates, 2), [[6.0, 0.0], [4.0, 4.0]])
+
+
+# --------------------------------------------------------------- weighted_sums
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("n", (1, 63, 200, 3 * 4096 + 37))
+@pytest.mark.parametrize("k", (1, 5))
+def test_weighted_sums(k, n, dtype):
+    X, _, w = make(n, 3, k, dtype)
+    w[::3] = 0
+    labels = np.random.default_rng(n).integers(0, k, n).astype(np.int32)
+    sums = K.weighted_sums(X, w, labels, k)
+    assert sums.shape == (k, 4)
+    assert sums.dtype == np.float64
+    assert_allclose(sums, ref_weighted_sums(X, w, labels, k), rtol=1e-10, atol=1e-12)
+
+
+def test_weighted_sums_empty_cluster_is_zero():
+    X = np.arange(12, dtype=np.float32).reshape(6, 2)
+    labels = np.array([0, 0, 2, 2, 2, 0], np.int32)
+    sums = K.weighted_sums(X, np.ones(6, np.float32), labels, 4)
+    assert_array_equal(sums[1], 0)
+    assert_array_equal(sums[3], 0)
+    assert_array_equal(sums[0], [0 + 2 + 10, 1 + 3 + 11, 3])
+    assert_array_equal(sums[2], [4 + 6 + 8, 5 + 7 + 9, 3])
+
+
+# ------------------------------------------------------------- weighted_median
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("count", (1, 2, 3, 4, 7, 10, 501, 1000))
+def test_weighted_median_unit_weights_is_np_median(count, dtype):
+    rng = np.random.default_rng(count)
+    X = rng.normal(size=(count, 3)).astype(dtype)
+    medians, weights = K.weighted_median(X, np.ones(count, dtype), np.zeros(count, np.int32), 1)
+    assert medians.shape == (1, 3)
+    assert medians.dtype == np.float64
+    assert_allclose(medians[0], np.median(X.astype(np.float64), axis=0), rtol=1e-15, atol=0)
+    assert weights[0] == count
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_weighted_median_unit_weights_per_cluster(dtype):
+    rng = np.random.default_rng(5)
+    k, n = 6, 1001
+    X = rng.normal(size=(n, 4)).astype(dtype)
+    labels = rng.integers(0, k, n).astype(np.int32)
+    labels[labels == 4] = 3  # cluster 4 empty
+    medians, weights = K.weighted_median(X, np.ones(n, dtype), labels, k)
+    for j in range(k):
+        members = X[labels == j].astype(np.float64)
+        assert weights[j] == members.shape[0]
+        if members.shape[0]:
+            assert_array_equal(medians[j], np.median(members, axis=0))
+        else:
+            assert np.isnan(medians[j]).all()
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("seed", range(4))
+def test_weighted_median_with_zero_and_integer_weights(seed, dtype):
+    rng = np.random.default_rng(seed)
+    k, n = 5, 400
+    X = rng.integers(-20, 20, size=(n, 3)).astype(dtype) / 4  # duplicates, exact values
+    w = rng.integers(0, 4, n).astype(dtype)  # about a quarter zeros
+    labels = rng.integers(0, k, n).astype(np.int32)
+    medians, weights = K.weighted_median(X, w, labels, k)
+    for j in range(k):
+        members = labels == j
+        assert weights[j] == w[members].astype(np.float64).sum()
+        for f in range(3):
+            expected = ref_weighted_median(X[members, f], w[members])
+            assert medians[j, f] == expected
+            # The weighted median minimises the weighted L1 cost (independent check).
+            keep = members & (w > 0)
+            vals = X[keep, f].astype(np.float64)
+            ws = w[keep].astype(np.float64)
+            costs = np.abs(vals[None, :] - vals[:, None]) @ ws  # L1 cost of every member value
+            assert ws @ np.abs(vals - medians[j, f]) <= costs.min() + 1e-9
+            # Repeating each sample w_i times: same median as np.median on the repeats.
+            repeated = np.repeat(vals, w[keep].astype(np.int64))
+            assert medians[j, f] == np.median(repeated)
+
+
+def test_weighted_median_hand_examples():
+    X = np.array([[1.0], [2.0], [3.0], [4.0]])
+    one = np.zeros(4, np.int32)
+    cases = [
+        ([1, 1, 1, 1], 2.5),  # cumulative weight exactly half at 2: midpoint
+        ([1, 1, 1, 3], 3.5),  # cumulative 3 == half at value 3: midpoint of 3 and 4
+        ([1, 1, 1, 4], 4.0),  # half = 3.5 first reached at 4
+        ([5, 1, 1, 1], 1.0),
+        ([0, 0, 0, 2], 4.0),  # zero weights ignored
+        ([1, 0, 0, 1], 2.5),  # midpoint with the next *positive-weight* value
+        ([0, 1, 1, 0], 2.5),
+        ([2, 0, 1, 1], 2.0),  # cumulative 2 == half at 1; next positive-weight value is 3
+    ]
+    for w, expected in cases:
+        medians, weights = K.weighted_median(X, np.array(w, np.float64), one, 1)
+        assert medians[0, 0] == expected, (w, medians[0, 0], expected)
+        assert weights[0] == sum(w)
+
+
+def test_weighted_median_unsorted_input_and_ties():
+    X = np.array([[5.0], [1.0], [5.0], [3.0], [1.0], [9.0]])
+    labels = np.array([0, 0, 0, 0, 0, 1], np.int32)
+    medians, weights = K.weighted_median(X, np.ones(6), labels, 2)
+    assert medians[0, 0] == np.median([5, 1, 5, 3, 1]) == 3.0
+    assert medians[1, 0] == 9.0
+    assert_array_equal(weights, [5, 1])
+
+
+def test_weighted_median_zero_weight_cluster_is_nan():
+    X = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32)
+    labels = np.array([0, 1, 1], np.int32)
+    medians, weights = K.weighted_median(X, np.array([0.0, 1.0, 1.0], np.float32), labels, 3)
+    assert np.isnan(medians[0]).all()  # only a zero-weight member
+    assert np.isnan(medians[2]).all()  # no member
+    assert_array_equal(medians[1], [4.0, 5.0])
+    assert_array_equal(weights, [0.0, 2.0, 0.0])
+
+
+# -------------------------------------------- integer-valued (histogram) median
+def test_integer_range():
+    assert K.integer_range(np.array([[3.0, -2.0], [7.0, 0.0]])) == (True, -2.0, 7.0)
+    assert K.integer_range(np.array([[3.0, -2.0], [7.5, 0.0]]))[0] is False
+    assert K.integer_range(np.array([[255.0]], np.float32)) == (True, 255.0, 255.0)
+    assert K.integer_range(np.array([[1e-30]]))[0] is False
+
+
+def test_hist_chunks_for():
+    assert K.hist_chunks_for(100, 10) == 1
+    assert K.hist_chunks_for(64 * 4096, 10) == 64
+    assert K.hist_chunks_for(64 * 4096, K._HIST_BUDGET // 2) == 2
+    assert K.hist_chunks_for(64 * 4096, 10 * K._HIST_BUDGET) == 1
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("n", (1, 2, 7, 300, 3 * 4096 + 37))
+def test_weighted_median_hist_matches_reference(n, dtype):
+    rng = np.random.default_rng(n)
+    k, d = 4, 3
+    X = rng.integers(-5, 250, size=(n, d)).astype(dtype)
+    w = rng.integers(0, 4, n).astype(dtype)
+    w[0] = 1
+    labels = rng.integers(0, k, n).astype(np.int32)
+    ok, lo, hi = K.integer_range(X)
+    assert ok
+    medians, weights = K.weighted_median_hist(X, w, labels, k, lo, int(hi - lo) + 1)
+    sorted_medians, sorted_weights = K.weighted_median(X, w, labels, k)
+    assert_array_equal(weights, sorted_weights)
+    assert_array_equal(medians, sorted_medians)  # NaN == NaN for clusters of no weight
+    for j in range(k):
+        members = labels == j
+        assert weights[j] == w[members].astype(np.float64).sum()
+        for f in range(d):
+            expected = ref_weighted_median(X[members, f], w[members])
+            if np.isnan(expected):
+                assert np.isnan(medians[j, f])
+            else:
+                assert medians[j, f] == expected
+
+
+def test_weighted_median_hist_unit_weights_is_np_median():
+    rng = np.random.default_rng(0)
+    for count in (1, 2, 3, 10, 11):
+        X = rng.integers(0, 256, size=(count, 3)).astype(np.float32)
+        ok, lo, hi = K.integer_range(X)
+        medians, _ = K.weighted_median_hist(
+            X, np.ones(count, np.float32), np.zeros(count, np.int32), 1, lo, int(hi - lo) + 1
+        )
+        assert_array_equal(medians[0], np.median(X.astype(np.float64), axis=0))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_cpu_backend_median_integer_and_general_paths_agree(cpu_backend, dtype):
+    rng = np.random.default_rng(2)
+    n, k = 2000, 5
+    pixels = rng.integers(0, 256, size=(n, 3)).astype(dtype)  # takes the histogram path
+    w = rng.integers(0, 3, n).astype(dtype)
+    labels = rng.integers(0, k, n).astype(np.int32)
+    got, weights = cpu_backend.update(pixels, w, labels, k, "median")
+    expected, expected_weights = K.weighted_median(pixels, w, labels, k)
+    assert_array_equal(got, expected)
+    assert_array_equal(weights, expected_weights)
+    shifted = pixels + dtype(0.5)  # not integer-valued: the general path
+    got, _ = cpu_backend.update(shifted, w, labels, k, "median")
+    assert_array_equal(got, expected + 0.5)
+
+
+def test_cpu_backend_median_depends_only_on_current_values(cpu_backend):
+    # The backend interface promises results that depend only on the inputs: a
+    # backend that already saw an array must not reuse facts about its old values.
+    rng = np.random.default_rng(0)
+    n = 1000
+    X = np.floor(rng.uniform(0, 10, (n, 2)))
+    labels = np.zeros(n, np.int32)
+    w = np.ones(n)
+    first, _ = cpu_backend.update(X, w, labels, 1, "median")
+    assert_array_equal(first[0], np.median(X, axis=0))
+    X += 0.25  # same buffer, new values (still inside the old integer range)
+    second, _ = cpu_backend.update(X, w, labels, 1, "median")
+    assert_array_equal(second[0], np.median(X, axis=0))
+
+
+# ------------------------------------------------------------ CPUBackend.update
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_cpu_backend_update_mean_and_median(cpu_backend, dtype):
+    rng = np.random.default_rng(3)
+    n, k = 300, 4
+    X = rng.normal(size=(n, 2)).astype(dtype)
+    w = rng.uniform(0.5, 2, n).astype(dtype)
+    labels = rng.integers(0, 3, n).astype(np.int32)  # cluster 3 empty
+    mean, weights = cpu_backend.update(X, w, labels, k, "mean")
+    ref = ref_weighted_sums(X, w, labels, k)
+    assert_allclose(weights, ref[:, -1], rtol=1e-12)
+    assert_allclose(mean[:3], ref[:3, :-1] / ref[:3, -1:], rtol=1e-10)
+    assert np.isnan(mean[3]).all()
+    assert weights[3] == 0
+    median, weights = cpu_backend.update(X, w, labels, k, "median")
+    assert_allclose(weights, ref[:, -1], rtol=1e-12)
+    for j in range(3):
+        for f in range(2):
+            assert median[j, f] == ref_weighted_median(X[labels == j, f], w[labels == j])
+    assert np.isnan(median[3]).all()
+
+
+def test_cpu_backend_update_zero_weight_cluster_is_nan(cpu_backend):
+    X = np.array([[1.0], [2.0], [3.0]])
+    w = np.array([0.0, 1.0, 1.0])
+    labels = np.array([0, 1, 1], np.int32)
+    for rule in ("mean", "median"):
+        centers, weights = cpu_backend.update(X, w, labels, 2, rule)
+        assert np.isnan(centers[0, 0]), rule
+        assert centers[1, 0] == 2.5, rule
+        assert_array_equal(weights, [0.0, 2.0])
+
+
+def test_cpu_backend_update_unknown_rule(cpu_backend):
+    X = np.zeros((3, 1))
+    with pytest.raises(ValueError, match="guarded|rule"):
+        cpu_backend.update(X, np.ones(3), np.zeros(3, np.int32), 1, "guarded")
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_cpu_backend_methods_match_kernels(cpu_backend, code):
+    X, C, w = make(257, 3, 4, np.float32)
+    labels = np.full(257, -1, np.int32)
+    objective, n_changed, sums = cpu_backend.assign(X, w, C, code, labels, True)
+    assert isinstance(objective, float) and isinstance(n_changed, int)
+    assert_allclose(cpu_backend.pairwise(X, C.astype(np.float64), code), K.pairwise(X, C, code))
+    assert_allclose(cpu_backend.point_costs(X, C, code, labels), K.pairwise(X, C, code).min(axis=1))
+    objs = cpu_backend.objective(X, w, labels, C[None].astype(np.float64), code)
+    assert_allclose(objs.sum(), objective, rtol=1e-6)
