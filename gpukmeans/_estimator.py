@@ -123,7 +123,8 @@ class KMeans(_ParamsMixin):
     tol : float, default=1e-4
         Convergence when the squared center shift ``sum_j ||c_j^new - c_j||^2`` is
         at most ``tol`` times the mean per-feature variance of X (scikit-learn's
-        rule), or when no label changes.
+        rule; the variance is weighted by ``sample_weight``, so that weights act
+        as repeated samples), or when no label changes.
     random_state : None, int or numpy.random.RandomState, default=None
         Seeds the initialisation; the same value gives the same result.
     backend : {"auto", "cpu", "cuda"}, default="auto"
@@ -271,7 +272,7 @@ class KMeans(_ParamsMixin):
         if not isinstance(self.init, str) and not callable(self.init):
             self._check_init_array(self.init, X, backend)  # fail before any work
         random_state = check_random_state(self.random_state)
-        tol = _tolerance(X, self.tol, xp)
+        tol = _tolerance(X, sample_weight, self.tol, xp)
 
         best: LloydResult | None = None
         for _ in range(config.n_init):
@@ -376,15 +377,23 @@ class ConvergenceWarning(UserWarning):
     """The fit found fewer distinct clusters than asked for (duplicate points)."""
 
 
-def _tolerance(X, tol: float, xp) -> float:
-    """``tol`` times the mean per-feature variance of X (unweighted), computed in bounded memory."""
+def _tolerance(X, sample_weight, tol: float, xp) -> float:
+    """``tol`` times the mean per-feature variance of X, weighted by ``sample_weight``.
+
+    With unit weights this is scikit-learn's rule; with weights it is the
+    variance of the data the weights stand for (a sample of weight ``w`` counts
+    as ``w`` copies), so a weighted fit stops where the fit on repeated rows
+    does. Computed chunk by chunk, in float64, in bounded memory.
+    """
     if tol == 0:
         return 0.0
-    n = X.shape[0]
     step = 1 << 20
-    mean = sum(X[s : s + step].sum(axis=0, dtype=xp.float64) for s in range(0, n, step)) / n
-    sq = sum((((X[s : s + step] - mean) ** 2).sum(axis=0)) for s in range(0, n, step))
-    return float(xp.mean(sq / n)) * float(tol)
+    chunks = [slice(s, s + step) for s in range(0, X.shape[0], step)]
+    w = sample_weight.astype(xp.float64)
+    total = float(w.sum())
+    mean = sum(w[c] @ X[c].astype(xp.float64) for c in chunks) / total
+    sq = sum(w[c] @ (X[c].astype(xp.float64) - mean) ** 2 for c in chunks) / total
+    return float(xp.mean(sq)) * float(tol)
 
 
 class KMeansResult(NamedTuple):

@@ -1,17 +1,18 @@
 """numba kernels of the exact silhouette (:mod:`gpukmeans.silhouette`), CPU backend.
 
-Both kernels compute the same thing, the ``(n_queries, n_clusters)`` float64
-matrix of per-cluster weighted sums of distances
+Both kernels compute the same thing from the per-cluster weighted sums of distances
 
     S[u, j] = sum_{v in cluster j} w[v] * d(Xq[u], Y[v])
 
-without ever holding a distance matrix:
+reduced on the fly to the two numbers the silhouette needs per query (the sum
+over its own cluster, and the smallest mean over the other clusters of positive
+weight), so that neither a distance matrix nor ``S`` itself is ever held:
 
 - :func:`pairwise_cluster_sums` (any metric) streams the reference points past
   a block of ``_BLOCK`` query points transposed into an L1-resident buffer; the
   inner loops run over the block (vectorised), one reference point at a time,
-  and each cluster's sum is reduced straight into ``S``. Memory: O(_BLOCK x
-  n_features) per thread besides ``S``.
+  and each cluster's sum is folded straight into the outputs. Memory:
+  O(_BLOCK x n_features) per thread besides the O(n_queries) outputs.
 - :func:`build_sorted` + :func:`sorted_cluster_sums` (manhattan only): the sum
   of ``|x_f - y_f|`` over a cluster separates by band, and for one band it is
   ``x W_< - P_< + P_> - x W_>`` where ``W`` and ``P`` are sums of weights and of
@@ -99,8 +100,19 @@ def _block_sum(buf, Y, w, lo, hi, metric, dist, acc):
                 acc[p] += wv * dist[p]
 
 
+@njit(inline="always")
+def _fold(j, total, acc_value, q_label, own, nearest, u):
+    """Fold the sum over cluster ``j`` into query ``u``'s own-cluster sum or nearest other-cluster mean."""
+    if j == q_label:
+        own[u] = acc_value
+    elif total > 0:
+        mean = acc_value / total
+        if mean < nearest[u]:
+            nearest[u] = mean
+
+
 @njit(nogil=True, cache=True)
-def _pairwise_range(Xq, Y, w, offsets, metric, start, stop, S):
+def _pairwise_range(Xq, q_labels, Y, w, offsets, cluster_w, metric, start, stop, own, nearest):
     n_features = Xq.shape[1]
     n_clusters = offsets.shape[0] - 1
     buf = np.empty((n_features, _BLOCK))
@@ -112,36 +124,54 @@ def _pairwise_range(Xq, Y, w, offsets, metric, start, stop, S):
         for j in range(n_clusters):
             _block_sum(buf, Y, w, offsets[j], offsets[j + 1], metric, dist, acc)
             for p in range(m):
-                S[b0 + p, j] = acc[p]
+                _fold(j, cluster_w[j], acc[p], q_labels[b0 + p], own, nearest, b0 + p)
 
 
 @njit(parallel=True, cache=True)
-def pairwise_cluster_sums(Xq, Y, w, offsets, metric):
-    """Per-cluster weighted sums of distances by brute force (all pairs, tiled).
+def pairwise_cluster_sums(Xq, q_labels, Y, w, offsets, cluster_w, metric):
+    """Silhouette sums by brute force (all pairs, tiled), reduced straight per cluster.
 
     Parameters
     ----------
     Xq : (n_queries, n_features) float64
+    q_labels : (n_queries,) int64
+        Cluster of each query.
     Y : (n_points, n_features) float64, sorted by cluster
     w : (n_points,) float64
     offsets : (n_clusters + 1,) int64
+    cluster_w : (n_clusters,) float64
+        Total weight ``W_j`` of each cluster (of ``w`` over its points).
     metric : int
 
     Returns
     -------
-    S : (n_queries, n_clusters) float64
-        ``S[u, j] = sum_{v in cluster j} w[v] * d(Xq[u], Y[v])`` (true distance,
-        not squared, for euclidean).
+    own : (n_queries,) float64
+        ``S[u, q_labels[u]]`` where ``S[u, j] = sum_{v in cluster j} w[v] d(Xq[u], Y[v])``
+        (true distance, not squared, for euclidean).
+    nearest : (n_queries,) float64
+        ``min_{j != q_labels[u], W_j > 0} S[u, j] / W_j`` (inf if there is no such cluster).
     """
     n_queries = Xq.shape[0]
-    n_clusters = offsets.shape[0] - 1
-    S = np.zeros((n_queries, n_clusters))
+    own = np.zeros(n_queries)
+    nearest = np.full(n_queries, np.inf)
     n_blocks = (n_queries + _BLOCK - 1) // _BLOCK
     n_parts = max(1, min(_N_PARTS, n_blocks))
     for c in prange(n_parts):
         b_start, b_stop = _part(n_blocks, n_parts, c)
-        _pairwise_range(Xq, Y, w, offsets, metric, b_start * _BLOCK, min(n_queries, b_stop * _BLOCK), S)
-    return S
+        _pairwise_range(
+            Xq,
+            q_labels,
+            Y,
+            w,
+            offsets,
+            cluster_w,
+            metric,
+            b_start * _BLOCK,
+            min(n_queries, b_stop * _BLOCK),
+            own,
+            nearest,
+        )
+    return own, nearest
 
 
 @njit(nogil=True, cache=True)
@@ -239,8 +269,9 @@ def _count_le(vals, s0, n, x):
 
 
 @njit(nogil=True, cache=True)
-def _sorted_range(Xq, vals, cum_w, cum_p, starts, lengths, shifts, n_clusters, start, stop, S):
+def _sorted_range(Xq, q_labels, cluster_w, vals, cum_w, cum_p, starts, lengths, shifts, start, stop, own, nearest):
     n_features = Xq.shape[1]
+    n_clusters = cluster_w.shape[0]
     for u in range(start, stop):
         for j in range(n_clusters):
             acc = 0.0
@@ -260,22 +291,21 @@ def _sorted_range(Xq, vals, cum_w, cum_p, starts, lengths, shifts, n_clusters, s
                     w_le = cum_w[s0 + i - 1]
                     p_le = cum_p[s0 + i - 1]
                 acc += (x * w_le - p_le) + ((p_all - p_le) - x * (w_all - w_le))
-            S[u, j] = acc
+            _fold(j, cluster_w[j], acc, q_labels[u], own, nearest, u)
 
 
 @njit(parallel=True, cache=True)
-def sorted_cluster_sums(Xq, vals, cum_w, cum_p, starts, lengths, shifts, n_clusters):
-    """Per-cluster weighted sums of manhattan distances from the :func:`build_sorted` tables.
+def sorted_cluster_sums(Xq, q_labels, cluster_w, vals, cum_w, cum_p, starts, lengths, shifts):
+    """Silhouette sums for manhattan from the :func:`build_sorted` tables.
 
-    Returns
-    -------
-    S : (n_queries, n_clusters) float64
-        ``S[u, j] = sum_{v in cluster j} w[v] * sum_f |Xq[u, f] - Y[v, f]|``.
+    Same outputs as :func:`pairwise_cluster_sums` with ``metric=1``: ``own`` and
+    ``nearest``, each (n_queries,) float64.
     """
     n_queries = Xq.shape[0]
-    S = np.zeros((n_queries, n_clusters))
+    own = np.zeros(n_queries)
+    nearest = np.full(n_queries, np.inf)
     n_parts = max(1, min(_N_PARTS, n_queries // 256))
     for c in prange(n_parts):
         start, stop = _part(n_queries, n_parts, c)
-        _sorted_range(Xq, vals, cum_w, cum_p, starts, lengths, shifts, n_clusters, start, stop, S)
-    return S
+        _sorted_range(Xq, q_labels, cluster_w, vals, cum_w, cum_p, starts, lengths, shifts, start, stop, own, nearest)
+    return own, nearest
