@@ -1,109 +1,169 @@
-"""Lloyd iterations of gpukmeans (each metric and update) side by side with scikit-learn and FAISS.
+"""Lloyd iterations on the CPU: gpukmeans (every metric and update) against scikit-learn and FAISS.
 
-Data: 1,000,000 real pixels (both Aral Sea MODIS images shipped in the package,
-NIR/G/B uint8 converted once to float32), k = 8, the same 8 initial centers for
-every library, a fixed number of iterations (``tol=0``; the iterations each run really
-did are recorded, and a run that converged early is reported as such). Every case runs at 2 and at 12 iterations, so
-``scripts/bench_report.py`` can report the marginal time of one iteration
-(fixed set-up cancelled out) next to the end-to-end fit time.
+Every case (see ``_common.cpu_cases``: pixel-like data with 3 features,
+multispectral with 8 and 13, embeddings with 64; n from 100k to 30M; k = 3, 8,
+32, 256; float32 and float64) runs with a short and a long fixed iteration
+count (``tol=0``; the iterations each run really did are recorded, a run that
+converged early is reported as such). ``scripts/bench_report.py`` turns the
+pair into the marginal time of one Lloyd iteration, ``(t_long - t_short) /
+(it_long - it_short)``, free of fixed set-up (input validation, copies, the
+final assignment), next to the end-to-end fit time of the long run.
+
+Fairness
+--------
+- Same data, same dtype, same initial centers (``init=`` array), same
+  iteration count, for every library.
+- scikit-learn ``KMeans(algorithm="lloyd", n_init=1, tol=0)`` (euclidean only):
+  keeps float32 input in float32 (its chunked GEMM runs in the input dtype),
+  centres a copy of X first (set-up, cancelled in the marginal figure), and
+  uses its OpenMP threads, set to all cores with threadpoolctl (2 here).
+- FAISS ``Kmeans`` (euclidean only, float32 only: float64 cases are skipped,
+  not converted) with ``max_points_per_centroid`` raised so it never
+  subsamples; at 3 features it is timed with 1 and with 2 OpenMP threads (it is
+  faster with one there), elsewhere with 2. The report compares against the
+  faster of its runs.
+- gpukmeans ``KMeans(backend="cpu")`` on numba's thread pool (2 threads). Its
+  kernels are compiled (or loaded from numba's cache) in the untimed warm-up
+  round; compile time is measured separately in ``bench_compile.py``.
+- Each library's cases run back to back (the test functions run in file
+  order, all cases of one library before the next), with one untimed warm-up
+  round per case: OpenMP runtimes spin-wait after a parallel region, so
+  interleaving scikit-learn/FAISS calls with numba calls in one process would
+  slow them down on 2 cores.
+
+Peak memory is the extra resident memory during the timed rounds above the
+level before them (``/proc/self/clear_refs``; see ``_machine.PeakRSS``).
 
 Run::
 
-    pytest benchmarks/bench_lloyd.py --benchmark-json=bench.json
-    python scripts/bench_report.py bench.json
-
-``GPUKMEANS_BENCH_N`` changes the number of samples (CI smoke runs use a small one
-with ``--benchmark-disable``). JIT compilation happens in a warm-up call that is
-not timed.
+    pytest benchmarks --benchmark-json=benchmarks/results/run.json
+    python scripts/bench_report.py benchmarks/results/run.json
 """
 
 from __future__ import annotations
 
 import os
-from importlib import resources
 
 import numpy as np
 import pytest
-from PIL import Image
+from _common import ROUNDS, Case, case_data, cpu_cases, import_or_skip, with_iterations
+from _machine import PeakRSS
 
-from gpukmeans import KMeans
-
-N_SAMPLES = int(os.environ.get("GPUKMEANS_BENCH_N", "1000000"))
-N_CLUSTERS = 8
-ITERATIONS = (2, 12)
+CASES = cpu_cases()
 
 
-@pytest.fixture(scope="module")
-def pixels() -> np.ndarray:
-    parts = []
-    for name in ("MOD_01.jpg", "MOD_24.jpg"):
-        with resources.as_file(resources.files("gpukmeans") / "data" / "aral" / name) as path:
-            parts.append(np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3))
-    X = np.concatenate(parts)
-    X = np.resize(X, (N_SAMPLES, 3))  # repeats the images if more samples are asked for
-    return X.astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def init(pixels) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    # distinct pixel values, so that no center starts empty
-    distinct = np.unique(pixels[rng.choice(len(pixels), 5000, replace=False)], axis=0)
-    return distinct[rng.choice(len(distinct), N_CLUSTERS, replace=False)].copy()
-
-
-def _info(benchmark, library: str, metric: str, update: str, n_iter: int, X: np.ndarray) -> None:
-    """Record what was measured; ``n_iter`` is the number of iterations the run really did."""
+def _record(benchmark, case: Case, library: str, n_iter_asked: int, n_iter: int, peak: PeakRSS, **extra) -> None:
+    X_bytes = case.n * case.d * np.dtype(case.dtype).itemsize
+    benchmark.group = f"lloyd {case.id.rsplit('-', 2)[0]}"
     benchmark.extra_info.update(
+        case.info(),
         library=library,
-        metric=metric,
-        update=update,
-        n_iter=n_iter,
-        n_samples=X.shape[0],
-        n_features=X.shape[1],
-        n_clusters=N_CLUSTERS,
-        dtype=str(X.dtype),
+        case=case.id,
+        n_iter_requested=n_iter_asked,
+        n_iter=int(n_iter),
+        x_bytes=X_bytes,
+        peak_rss_extra_bytes=peak.extra_bytes,
+        **extra,
     )
 
 
-@pytest.mark.parametrize("n_iter", ITERATIONS)
-@pytest.mark.parametrize(
-    "metric, update",
-    [
-        ("euclidean", "mean"),
-        ("manhattan", "mean"),
-        ("chebyshev", "mean"),
-        ("manhattan", "median"),
-        ("chebyshev", "guarded"),
-    ],
-)
-def test_gpukmeans(benchmark, pixels, init, metric, update, n_iter):
-    benchmark.group = f"lloyd {N_SAMPLES}x3 k={N_CLUSTERS} {n_iter} it"
-    km = KMeans(N_CLUSTERS, metric=metric, update=update, init=init, n_init=1, max_iter=n_iter, tol=0, backend="cpu")
-    km.fit(pixels)  # warm-up: JIT compile (or load from cache), not timed
-    benchmark.pedantic(km.fit, args=(pixels,), rounds=5, warmup_rounds=1)
-    _info(benchmark, "gpukmeans", metric, update, km.n_iter_, pixels)
+def _pedantic(benchmark, fn):
+    """One untimed warm-up call (JIT / cache load, thread pools up), then the timed rounds.
+
+    The peak memory covers the timed rounds only, so the JIT's own memory is not counted.
+    """
+    if not benchmark.disabled:
+        fn()
+    with PeakRSS() as peak:
+        result = benchmark.pedantic(fn, rounds=ROUNDS, iterations=1)
+    return result, peak
 
 
-@pytest.mark.parametrize("n_iter", ITERATIONS)
-def test_sklearn(benchmark, pixels, init, n_iter):
-    cluster = pytest.importorskip("sklearn.cluster", reason="scikit-learn not installed: peer skipped")
-    benchmark.group = f"lloyd {N_SAMPLES}x3 k={N_CLUSTERS} {n_iter} it"
-    km = cluster.KMeans(N_CLUSTERS, init=init, n_init=1, max_iter=n_iter, tol=0, algorithm="lloyd")
-    benchmark.pedantic(km.fit, args=(pixels,), rounds=5, warmup_rounds=1)
-    _info(benchmark, "scikit-learn", "euclidean", "mean", int(km.n_iter_), pixels)
+@pytest.mark.parametrize("case, n_iter", with_iterations(CASES))
+def test_gpukmeans(benchmark, case, n_iter):
+    import numba
+
+    from gpukmeans import KMeans
+
+    X, init = case_data(case)
+    km = KMeans(
+        case.k, metric=case.metric, update=case.update, init=init, n_init=1, max_iter=n_iter, tol=0, backend="cpu"
+    )
+    km, peak = _pedantic(benchmark, lambda: km.fit(X))
+    _record(
+        benchmark,
+        case,
+        "gpukmeans",
+        n_iter,
+        km.n_iter_,
+        peak,
+        threads=numba.get_num_threads(),
+        objective=km.inertia_,
+        history_ms_per_iter=float(np.median([h["time"] for h in km.history_]) * 1e3),
+    )
 
 
-@pytest.mark.parametrize("n_iter", ITERATIONS)
-def test_faiss(benchmark, pixels, init, n_iter):
-    faiss = pytest.importorskip("faiss", reason="faiss-cpu not installed: peer skipped")
-    benchmark.group = f"lloyd {N_SAMPLES}x3 k={N_CLUSTERS} {n_iter} it"
+@pytest.mark.parametrize("case, n_iter", with_iterations(CASES, peers_only=True))
+def test_sklearn(benchmark, case, n_iter):
+    cluster = import_or_skip("sklearn.cluster", "scikit-learn not installed: peer skipped")
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+    from threadpoolctl import threadpool_limits
+
+    X, init = case_data(case)
+    km = cluster.KMeans(case.k, init=init, n_init=1, max_iter=n_iter, tol=0, algorithm="lloyd")
+    # All cores, whatever OMP_NUM_THREADS says: another module of the session (a Dask
+    # LocalCluster, for one) may have set it to 1 before scikit-learn's OpenMP started.
+    with threadpool_limits(limits=os.cpu_count(), user_api="openmp"):
+        km, peak = _pedantic(benchmark, lambda: km.fit(X))
+        threads = _openmp_effective_n_threads()
+    _record(
+        benchmark,
+        case,
+        "scikit-learn",
+        n_iter,
+        km.n_iter_,
+        peak,
+        threads=threads,
+        objective=float(km.inertia_),
+        compute_dtype=str(km.cluster_centers_.dtype),
+    )
+
+
+def _faiss_params():
+    params = []
+    for p in with_iterations(CASES, peers_only=True):
+        case, n_iter = p.values
+        for threads in (1, 2) if case.d == 3 else (2,):
+            params.append(pytest.param(case, n_iter, threads, id=f"{p.id}-t{threads}"))
+    return params
+
+
+@pytest.mark.parametrize("case, n_iter, threads", _faiss_params())
+def test_faiss(benchmark, case, n_iter, threads):
+    faiss = import_or_skip("faiss", "faiss-cpu not installed: peer skipped")
+    if case.dtype != "float32":
+        pytest.skip("faiss computes in float32 only: not run on float64 data (it would be a conversion)")
+    X, init = case_data(case)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
 
     def fit():
-        km = faiss.Kmeans(3, N_CLUSTERS, niter=n_iter, max_points_per_centroid=10**9, seed=0)
-        km.train(pixels, init_centroids=init)
+        km = faiss.Kmeans(case.d, case.k, niter=n_iter, max_points_per_centroid=10**9, seed=0, verbose=False)
+        km.train(X, init_centroids=init)
         return km
 
-    km = benchmark.pedantic(fit, rounds=5, warmup_rounds=1)
-    _info(benchmark, "faiss", "euclidean", "mean", len(km.obj), pixels)
-    benchmark.extra_info["threads"] = faiss.omp_get_max_threads()
+    try:
+        km, peak = _pedantic(benchmark, fit)
+    finally:
+        faiss.omp_set_num_threads(before)
+    _record(
+        benchmark,
+        case,
+        "faiss",
+        n_iter,
+        len(km.obj),
+        peak,
+        threads=threads,
+        objective=float(km.obj[-1]) if len(km.obj) else None,
+        variant=f"{threads} thread" + ("s" if threads > 1 else ""),
+    )

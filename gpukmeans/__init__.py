@@ -2,10 +2,12 @@
 
 import os as _os
 
-# numba's OpenMP worker threads spin-wait after each parallel region by default. With
-# another process on a core (a laptop, a CI box) that made a small fit 10-20x slower;
-# passive waiting costs microseconds per region. Only a default: set it to override.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numba's OpenMP worker threads spin-wait after each parallel region (GNU OpenMP: 300,000
+# spins by default). With another process on a core that made a small fit 10-20x slower;
+# not spinning at all (OMP_WAIT_POLICY=PASSIVE) halved the speed of the 1M-point kernels on
+# an idle 2-core machine. A short spin serves both. Only a default: users' settings win.
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from ._estimator import ConvergenceWarning, KMeans, KMeansResult, kmeans
 from ._validation import NotFittedError

@@ -24,6 +24,20 @@ from .metrics import get_metric, resolve_update
 _INITS = ("k-means++", "random")
 
 
+def _is_dask(X: Any) -> bool:
+    # Checked by module name so that Dask is never imported just to look.
+    return type(X).__module__.startswith("dask")
+
+
+def _dask_impl():
+    """The Dask implementation (:mod:`gpukmeans.distributed`), or a clear error without Dask."""
+    try:
+        from .distributed import _fit
+    except ImportError as exc:
+        raise ImportError(f"X is a Dask array: {exc}") from exc
+    return _fit
+
+
 class _ParamsMixin:
     """get_params / set_params / repr in scikit-learn's conventions, without importing it."""
 
@@ -115,6 +129,7 @@ class KMeans(_ParamsMixin):
         distances in the chosen metric (see :func:`gpukmeans._init.kmeans_plusplus`).
         ``"random"``: ``n_clusters`` distinct samples. An array gives the initial
         centers; a callable is called as ``init(X, n_clusters, random_state)``.
+        ``"k-means||"`` (scalable k-means++): Dask input only, see :mod:`gpukmeans.distributed`.
     n_init : "auto" or int, default="auto"
         Number of initialisations; the run with the lowest objective is kept.
         ``"auto"``: 1 for k-means++ or an explicit array, 10 for random.
@@ -246,7 +261,8 @@ class KMeans(_ParamsMixin):
         ----------
         X : array-like of shape (n_samples, n_features)
             Training samples: float, integer (uint8/uint16 imagery) or bool.
-            Never modified.
+            Never modified. A ``dask.array.Array`` is clustered on Dask's
+            scheduler (see :mod:`gpukmeans.distributed`).
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weight of each sample (default 1). A sample of weight
@@ -256,6 +272,8 @@ class KMeans(_ParamsMixin):
         -------
         self : KMeans
         """
+        if _is_dask(X):
+            return _dask_impl().fit(self, X, sample_weight)
         config = self._check_params(X)
         backend, xp = config.backend, config.backend.xp
         X = check_array(X, backend)
@@ -293,7 +311,7 @@ class KMeans(_ParamsMixin):
             if best is None or result.objective < best.objective:
                 best = result
 
-        n_distinct = int(xp.unique(best.labels).shape[0])
+        n_distinct = int(xp.count_nonzero(xp.bincount(best.labels, minlength=self.n_clusters)))
         if n_distinct < self.n_clusters:
             warnings.warn(
                 f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
@@ -345,7 +363,10 @@ class KMeans(_ParamsMixin):
         Returns
         -------
         labels : (n_samples,) int32 array
+            A lazy Dask array (the input's row chunks) for Dask input.
         """
+        if _is_dask(X):
+            return _dask_impl().predict(self, X)
         X, backend = self._check_fitted_X(X)
         labels = backend.xp.full(X.shape[0], -1, dtype=backend.xp.int32)
         weight = backend.xp.ones(X.shape[0], dtype=X.dtype)
@@ -358,14 +379,19 @@ class KMeans(_ParamsMixin):
         Returns
         -------
         distances : (n_samples, n_clusters) array, dtype of ``cluster_centers_``
-            Euclidean distances are not squared (as in scikit-learn).
+            Euclidean distances are not squared (as in scikit-learn). A lazy Dask
+            array for Dask input.
         """
+        if _is_dask(X):
+            return _dask_impl().transform(self, X)
         X, backend = self._check_fitted_X(X)
         terms = backend.pairwise(X, self.cluster_centers_, self._metric.code)
         return backend.xp.sqrt(terms) if self._metric.squared_objective else terms
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the weighted objective of X on the fitted centers (higher is better)."""
+        if _is_dask(X):
+            return _dask_impl().score(self, X, sample_weight)
         X, backend = self._check_fitted_X(X)
         w = check_sample_weight(sample_weight, X.shape[0], X.dtype, backend)
         labels = backend.xp.full(X.shape[0], -1, dtype=backend.xp.int32)

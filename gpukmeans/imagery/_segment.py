@@ -159,8 +159,8 @@ def segment(
         Fit on the distinct pixel vectors weighted by their counts (exact: the
         same labels and centers as fitting every pixel from the same initial
         centers). ``"auto"`` does so for integer imagery when the distinct
-        vectors are at most half the pixels. ``tol`` is rescaled so that the
-        stopping rule sees the variance of the pixels, not of the distinct vectors.
+        vectors are at most half the pixels. (KMeans weights its ``tol`` by
+        ``sample_weight``, so the stopping rule sees the variance of the pixels.)
     sample_size : int, optional
         Fit on this many valid pixels drawn at random (then de-duplicated if it
         pays) instead of all; every pixel is still labelled.

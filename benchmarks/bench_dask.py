@@ -1,0 +1,196 @@
+"""k-means on Dask arrays: overhead against the in-memory fit, and weak scaling on a LocalCluster.
+
+Cases (euclidean, k = 8, float32 pixel-like data with 3 features; explicit
+initial centers, ``tol=0`` and a fixed iteration count, so every run does the
+same work):
+
+- ``in-memory``: ``KMeans(backend="cpu").fit(X)`` on a NumPy array of ``n``
+  samples, numba on 2 threads.
+- ``dask-Nw``: the same fit on a Dask array of the same ``n`` samples (chunks of
+  2.5M rows, 30 MB; ``GPUKMEANS_BENCH_CHUNK`` sets another size) already
+  persisted on a ``LocalCluster`` of ``N`` worker processes with 1 thread each
+  and ``NUMBA_NUM_THREADS=1`` (one core per worker). Cluster start-up and the
+  persist are not timed; the fit's own validation pass, tolerance pass and
+  final assignment are.
+- Weak scaling: ``n / 2`` samples on 1 worker against ``n`` samples on 2
+  workers (same data per worker; ideal: same time).
+
+Each is timed at a short and a long iteration count; the marginal time of one
+Lloyd iteration is ``(t_long - t_short) / (it_long - it_short)``.
+``GPUKMEANS_BENCH_N`` caps ``n`` (default 10,000,000).
+
+Run::
+
+    pytest benchmarks/bench_dask.py --benchmark-json=benchmarks/results/dask.json
+    python benchmarks/bench_dask.py          # prints a markdown table
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+N = int(os.environ.get("GPUKMEANS_BENCH_N") or 10_000_000)
+K = 8
+ITERATIONS = (5, 25)
+CHUNK = int(os.environ.get("GPUKMEANS_BENCH_CHUNK") or 2_500_000)
+ROUNDS = int(os.environ.get("GPUKMEANS_BENCH_ROUNDS", "3"))
+
+
+def make_chunk(start, stop):
+    """Rows ``start .. stop`` of the pixel-like data set: 3 features, 16 blobs, integers stored as float32."""
+    centers = np.random.default_rng(0).uniform(0, 255, size=(16, 3))
+    rng = np.random.default_rng([1, start])
+    X = centers[rng.integers(0, 16, stop - start)] + rng.normal(scale=12.0, size=(stop - start, 3))
+    return np.clip(np.round(X), 0, 255).astype(np.float32)
+
+
+def bounds(n):
+    return [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+
+
+def make_data(n):
+    """The whole data set in memory (the same rows the workers generate chunk by chunk)."""
+    return np.concatenate([make_chunk(a, b) for a, b in bounds(n)])
+
+
+def initial_centers(X, k=K):
+    return X[np.random.default_rng(1).choice(X.shape[0], k, replace=False)].copy()
+
+
+def fit(X, init, n_iter):
+    from gpukmeans import KMeans
+
+    return KMeans(K, init=init, n_init=1, max_iter=n_iter, tol=0).fit(X)
+
+
+class Cluster:
+    """A LocalCluster of ``n_workers`` processes x 1 thread, its client the default one."""
+
+    def __init__(self, n_workers):
+        import distributed
+
+        # one core per worker (numba too), so that 1 worker vs 2 is a weak-scaling comparison on 2 cores
+        self.cluster = distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"NUMBA_NUM_THREADS": "1"},
+        )
+        self.client = distributed.Client(self.cluster)
+        self.client.wait_for_workers(n_workers)
+
+    def persist(self, n):
+        """The first ``n`` rows of the data set as a Dask array, generated and kept on the workers."""
+        import dask
+        import dask.array as da
+
+        parts = [
+            da.from_delayed(dask.delayed(make_chunk)(a, b), shape=(b - a, 3), dtype=np.float32) for a, b in bounds(n)
+        ]
+        Xd = da.concatenate(parts).persist()
+        distributed_wait(Xd)
+        return Xd
+
+    def close(self):
+        self.client.close()
+        self.cluster.close()
+
+
+def distributed_wait(x):
+    import distributed
+
+    distributed.wait(x)
+
+
+def _time(fn, rounds=ROUNDS):
+    fn()  # warm-up: numba cache load in the workers, thread pools up
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+# ------------------------------------------------------------------ pytest-benchmark entry points
+pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def data():
+    X = make_data(N)
+    return X, initial_centers(X)
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1w", "2w"])
+def cluster(request):
+    c = Cluster(request.param)
+    c.n_workers = request.param
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("n_iter", ITERATIONS)
+def test_in_memory(benchmark, data, n_iter):
+    X, init = data
+    benchmark.group = "dask overhead"
+    km = benchmark.pedantic(lambda: fit(X, init, n_iter), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(library="in-memory", n=X.shape[0], n_iter=km.n_iter_, workers=0)
+
+
+@pytest.mark.parametrize("n_iter", ITERATIONS)
+def test_dask(benchmark, data, cluster, n_iter):
+    X, init = data
+    n = N // 2 if cluster.n_workers == 1 else N  # weak scaling: the same samples per worker
+    Xd = cluster.persist(n)
+    benchmark.group = "dask overhead" if cluster.n_workers == 2 else "dask weak scaling"
+    km = benchmark.pedantic(lambda: fit(Xd, init, n_iter), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(library="dask", n=n, n_iter=km.n_iter_, workers=cluster.n_workers)
+
+
+# ------------------------------------------------------------------ standalone: a markdown table
+def main():
+    X = make_data(N)
+    init = initial_centers(X)
+    rows = []
+    res = {}
+    for n_iter in ITERATIONS:
+        t, km = _time(lambda n_iter=n_iter: fit(X, init, n_iter))
+        res[("in-memory", N, n_iter)] = t
+        ref_labels = km.labels_
+    for workers, n in ((1, N // 2), (2, N)):
+        c = Cluster(workers)
+        try:
+            Xd = c.persist(n)
+            for n_iter in ITERATIONS:
+                t, km = _time(lambda n_iter=n_iter, Xd=Xd: fit(Xd, init, n_iter))
+                res[(f"dask {workers}w", n, n_iter)] = t
+            if n == N:
+                same = bool(np.array_equal(km.labels_.compute(), ref_labels))
+        finally:
+            c.close()
+    a, b = ITERATIONS
+    for (name, n, n_iter), t in res.items():
+        if n_iter == b:
+            marginal = (t - res[(name, n, a)]) / (b - a)
+            rows.append((name, n, t, res[(name, n, a)], marginal))
+    print(f"n = {N:,} x 3 float32, k = {K}, {a} and {b} iterations, best of {ROUNDS}; labels equal: {same}")
+    print(f"| run | samples | fit, {b} it (s) | fit, {a} it (s) | per iteration (ms) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, n, t_long, t_short, marginal in rows:
+        print(f"| {name} | {n:,} | {t_long:.2f} | {t_short:.2f} | {marginal * 1e3:.1f} |")
+    base = res[("in-memory", N, b)]
+    print(f"overhead dask 2w / in-memory at {b} iterations: {res[('dask 2w', N, b)] / base:.2f}x")
+    print(
+        f"weak scaling (2w at n / 1w at n/2), {b} iterations: "
+        f"{res[('dask 2w', N, b)] / res[('dask 1w', N // 2, b)]:.2f}x (ideal 1.0)"
+    )
+
+
+if __name__ == "__main__":
+    main()

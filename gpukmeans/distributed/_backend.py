@@ -1,0 +1,577 @@
+"""A backend whose arrays are Dask arrays: the shared Lloyd driver runs on it unchanged.
+
+:class:`DaskBackend` implements :class:`gpukmeans.backends.Backend` by mapping
+the CPU kernels over the row chunks of a Dask array (one task per chunk) and
+reducing the small per-chunk statistics on the client, in chunk order: weighted
+sums ``(k, d + 1)``, objectives, label-change counts, histograms. Only centers
+and these statistics travel; the samples stay where Dask keeps them.
+
+What the driver sees:
+
+- ``X`` is a :class:`DaskData` (``shape``, float ``dtype``; the chunks keep the
+  input dtype and are converted inside each task, so uint8 imagery is not
+  held in memory as float32).
+- ``sample_weight`` is a :class:`DaskWeights` (``None`` chunks mean ones).
+- ``labels`` is a :class:`DaskLabels`, created by ``backend.xp.full``: one
+  persisted Delayed block per chunk (None, "all -1", before the first
+  assignment), each the :class:`ChunkLabels` an assignment task returned: its
+  labels stay on the worker, its statistics are what the client gathers.
+  :meth:`DaskBackend.assign` replaces the blocks in place, which is the
+  driver's IN/OUT contract.
+- ``backend.xp`` is NumPy for every small ``(n_clusters, ...)`` array; only
+  ``full``, ``where`` and ``argsort`` (used on per-sample arrays when an empty
+  cluster is relocated) are routed to Dask: ``argsort(...)[:m]`` is computed as
+  an exact, stable distributed top-m.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import os
+import uuid
+from typing import Any
+
+import dask
+import dask.array as da
+import numba
+import numpy as np
+from dask import delayed
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from ..backends import _numba_kernels as k
+from . import _kernels as rk
+
+# ------------------------------------------------------------------ helpers run inside the tasks
+
+
+def _host(a):
+    """NumPy view of a chunk (CuPy chunks are copied to the host)."""
+    if a is None:
+        return None
+    if type(a).__module__.split(".")[0] == "cupy":
+        return a.get()
+    return np.asarray(a)
+
+
+def _limit_threads(threads_per_host):
+    """Inside a distributed worker, share the host's cores between the tasks running on it.
+
+    ``threads_per_host`` maps a host name to the number of Dask worker threads on
+    it; each task then runs the numba kernels on ``cores // threads`` threads
+    (numba's thread count is per calling thread), so Dask's parallelism and
+    numba's do not oversubscribe the cores.
+    """
+    if not threads_per_host:
+        return
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+
+    host = worker.address.split("://")[-1].rsplit(":", 1)[0]
+    total = threads_per_host.get(host) or getattr(worker, "nthreads", 1) or 1
+    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // total)))
+
+
+class ChunkLabels:
+    """What an assignment task returns for its chunk: statistics, plus the labels as a cache that never travels.
+
+    Labels are a pure function of the chunk, the centers and the metric (nearest
+    center, lowest index on ties), so they need not travel: pickling (a transfer
+    to another worker or to the client, a spill to disk) keeps ``stats`` and
+    ``centers`` only, and a task that finds the labels missing recomputes them,
+    bit for bit, from its chunk (:func:`_lab`). Gathering these objects thus
+    brings back the statistics alone, without one extra task per chunk.
+    """
+
+    __slots__ = ("labels", "centers", "metric", "stats")
+
+    def __init__(self, labels, centers, metric, stats):
+        self.labels = labels
+        self.centers = centers
+        self.metric = metric
+        self.stats = stats
+
+    def __reduce__(self):
+        return (ChunkLabels, (None, self.centers, self.metric, self.stats))
+
+    def __sizeof__(self):
+        return 200 + self.centers.nbytes + (0 if self.labels is None else self.labels.nbytes)
+
+
+def _assign_labels(Xc, centers, metric):
+    labels = np.full(Xc.shape[0], -1, dtype=np.int32)
+    if Xc.shape[0]:
+        sums = np.zeros((centers.shape[0], centers.shape[1] + 1))
+        ones = np.ones(Xc.shape[0], dtype=Xc.dtype)
+        k._assign_range(Xc, ones, centers, metric, labels, 0, Xc.shape[0], False, sums)
+    return labels
+
+
+def _lab(labc, Xc):
+    """Labels of a chunk (``labc``: a labels array or a :class:`ChunkLabels`); ``Xc`` is the chunk of X."""
+    if isinstance(labc, ChunkLabels):
+        if labc.labels is None:  # dropped in transit: recompute, identical
+            Xc = np.ascontiguousarray(_host(Xc), dtype=labc.centers.dtype)
+            labc.labels = _assign_labels(Xc, labc.centers, labc.metric)
+        return labc.labels
+    return np.asarray(_host(labc), dtype=np.int32)
+
+
+_ONES: dict = {}
+
+
+def _ones(n, dtype):
+    """Unit weights, kept per (length, dtype) in each worker: not refilled at every iteration.
+
+    Never written (kernels only read weights); left writeable so that the kernels see the same array type as
+    in memory (a read-only array is another numba signature, compiled again).
+    """
+    key = (n, np.dtype(dtype).str)
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) > 64:
+            _ONES.clear()
+        ones = np.ones(n, dtype=dtype)
+        _ONES[key] = ones
+    return ones
+
+
+def _prep(Xc, wc, dtype):
+    Xc = np.ascontiguousarray(_host(Xc), dtype=dtype)
+    wc = _ones(Xc.shape[0], dtype) if wc is None else np.ascontiguousarray(_host(wc), dtype=dtype)
+    return Xc, wc
+
+
+def _assign_chunk(Xc, wc, labc, centers, metric, accumulate, dtype, threads):
+    _limit_threads(threads)
+    Xc, wc = _prep(Xc, wc, dtype)
+    n = Xc.shape[0]
+    # copy: the kernel writes the labels, and a task must never modify its input
+    labels = np.full(n, -1, dtype=np.int32) if labc is None else _lab(labc, Xc).copy()
+    if n == 0:
+        empty = np.zeros((centers.shape[0], centers.shape[1] + 1)) if accumulate else np.zeros(centers.shape[0], bool)
+        return ChunkLabels(labels, centers, metric, (0.0, 0, empty))
+    if numba.get_num_threads() == 1:
+        # one thread for this task: the serial kernel, which releases the GIL (the worker's event loop keeps
+        # serving messages while it runs) and skips the parallel launch
+        sums = np.zeros((centers.shape[0], centers.shape[1] + 1))
+        objective, n_changed = k._assign_range(Xc, wc, centers, metric, labels, 0, n, accumulate, sums)
+    else:
+        objective, n_changed, sums = k.assign(Xc, wc, centers, metric, labels, accumulate)
+    if not accumulate:  # the final assignment: which clusters have members (n_distinct of the fit)
+        sums = np.bincount(labels, minlength=centers.shape[0])[: centers.shape[0]] > 0
+    return ChunkLabels(labels, centers, metric, (float(objective), int(n_changed), sums))
+
+
+def _sum_assign_stats(parts):
+    objective, n_changed, sums = 0.0, 0, None
+    for obj, changed, s in parts:  # chunk order: the result does not depend on scheduling
+        objective += obj
+        n_changed += changed
+        sums = s.copy() if sums is None else (sums | s if s.dtype == bool else sums + s)
+    return objective, n_changed, sums
+
+
+def _sums_chunk(Xc, wc, labc, n_clusters, dtype, threads):
+    _limit_threads(threads)
+    Xc, wc = _prep(Xc, wc, dtype)
+    if Xc.shape[0] == 0:
+        return np.zeros((n_clusters, Xc.shape[1] + 1))
+    return k.weighted_sums(Xc, wc, _lab(labc, Xc), n_clusters)
+
+
+def _objectives_chunk(Xc, wc, labc, candidates, metric, dtype, threads):
+    _limit_threads(threads)
+    Xc, wc = _prep(Xc, wc, dtype)
+    if Xc.shape[0] == 0:
+        return np.zeros(candidates.shape[:2])
+    return k.cluster_objectives(Xc, wc, _lab(labc, Xc), candidates, metric)
+
+
+def _hist_chunk(Xc, wc, labc, n_clusters, lo, n_bins, dtype):
+    Xc, wc = _prep(Xc, wc, dtype)
+    hist = np.zeros((n_clusters, Xc.shape[1], n_bins))
+    if Xc.shape[0]:
+        k._hist_range(Xc, wc, _lab(labc, Xc), lo, 0, Xc.shape[0], hist)
+    return hist
+
+
+def _radix_chunk(Xc, wc, labc, n_clusters, shift, prefix, dtype):
+    Xc, wc = _prep(Xc, wc, dtype)
+    hist = np.zeros((n_clusters, Xc.shape[1], 256))
+    if Xc.shape[0]:
+        U = Xc.view(np.uint32 if Xc.dtype == np.float32 else np.uint64)
+        rk.radix_hist(U, wc, _lab(labc, Xc), 8 * Xc.dtype.itemsize, shift, prefix, hist)
+    return hist
+
+
+def _min_above_chunk(Xc, wc, labc, values, dtype):
+    Xc, wc = _prep(Xc, wc, dtype)
+    out = np.full(values.shape, np.inf)
+    if Xc.shape[0]:
+        rk.min_above(Xc, wc, _lab(labc, Xc), values, out)
+    return out
+
+
+def _sum_in_order(parts):
+    total = parts[0].copy()
+    for p in parts[1:]:
+        total += p
+    return total
+
+
+def _min_in_order(parts):
+    total = parts[0].copy()
+    for p in parts[1:]:
+        np.minimum(total, p, out=total)
+    return total
+
+
+def _pairwise_chunk(Xc, centers, metric, dtype, threads):
+    _limit_threads(threads)
+    Xc = np.ascontiguousarray(_host(Xc), dtype=dtype)
+    if Xc.shape[0] == 0:
+        return np.empty((0, centers.shape[0]), dtype=dtype)
+    return k.pairwise(Xc, centers, metric)
+
+
+def _point_costs_chunk(Xc, labc, centers, metric, dtype, threads):
+    _limit_threads(threads)
+    Xc = np.ascontiguousarray(_host(Xc), dtype=dtype)
+    if Xc.shape[0] == 0:
+        return np.empty(0, dtype=dtype)
+    return k.point_costs(Xc, centers, metric, _lab(labc, Xc))
+
+
+def _topk_chunk(values, m, offset):
+    """The ``m`` smallest values of a chunk, stably (lowest index first on ties), with global indices."""
+    values = np.asarray(values)
+    order = np.argsort(values, kind="stable")[:m]
+    return values[order], order.astype(np.int64) + offset
+
+
+def _patch_chunk(Xc, labc, index, values, start):
+    """Copy of a labels chunk with ``labels[index - start] = values`` for the global indices inside it."""
+    labc = _lab(labc, Xc)
+    inside = (index >= start) & (index < start + labc.shape[0])
+    out = labc.copy()
+    out[index[inside] - start] = values[inside]
+    return out
+
+
+# ------------------------------------------------------------------ driver-facing objects
+_RUN = uuid.uuid4().hex[:12]
+_COUNTER = itertools.count()
+
+
+def _task(func, *args):
+    """``delayed(func)(*args)`` with a cheap unique key (no tokenizing of the arguments, no uuid per task)."""
+    return delayed(func, pure=False)(*args, dask_key_name=f"{func.__name__.lstrip('_')}-{_RUN}-{next(_COUNTER)}")
+
+
+def _identity(a):
+    return a
+
+
+def _offsets(chunks):
+    return np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
+
+
+def _stack_blocks(blocks, chunks, dtype, ncols=None, item=None):
+    """One Dask array whose chunks are the given per-chunk Delayed blocks (lengths ``chunks``, empty ones kept).
+
+    With ``item``, chunk ``i`` is ``blocks[i][item]`` (one task, no intermediate key).
+    """
+    name = "gpukmeans-" + tokenize(*[b.key for b in blocks], chunks, ncols, item)
+    index = (lambda i: (name, i)) if ncols is None else (lambda i: (name, i, 0))
+    # Blocks must be Delayed tasks of their own (not chunks of a persisted collection): the layer refers to them
+    # by key.
+    if item is None:
+        layer = {index(i): (_identity, b.key) for i, b in enumerate(blocks)}
+    else:
+        layer = {index(i): (operator.getitem, b.key, item) for i, b in enumerate(blocks)}
+    shape_chunks = (tuple(chunks),) if ncols is None else (tuple(chunks), (ncols,))
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=blocks)
+    return da.Array(graph, name, chunks=shape_chunks, dtype=dtype, meta=np.empty((0,) * len(shape_chunks), dtype))
+
+
+class DaskData:
+    """Samples of a Dask fit: a row-chunked Dask array (one column chunk) and the float dtype of the fit."""
+
+    def __init__(self, array, dtype):
+        self.array = array
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(s) for s in array.shape)
+        self.ndim = 2
+        self.chunks = tuple(int(c) for c in array.chunks[0])
+        self.blocks = list(array.to_delayed().ravel())
+
+
+class DaskWeights:
+    """Sample weights of a Dask fit: a Dask array with the row chunks of X, or None for unit weights."""
+
+    def __init__(self, array, dtype, chunks):
+        self.array = array
+        self.dtype = np.dtype(dtype)
+        self.chunks = chunks
+        self.shape = (int(sum(chunks)),)
+        self.blocks = [None] * len(chunks) if array is None else list(array.to_delayed().ravel())
+
+    def __gt__(self, other):
+        if self.array is None:
+            return da.full(self.shape, 1 > other, dtype=bool, chunks=(self.chunks,))
+        return self.array > other
+
+
+class DaskLabels:
+    """Per-sample int32 labels, as one Delayed block per row chunk of ``data`` (None before the first assignment).
+
+    A block is a labels chunk or the :class:`ChunkLabels` result of the
+    assignment task that produced it. :attr:`array` is the Dask array view.
+    """
+
+    dtype = np.dtype(np.int32)
+
+    def __init__(self, data, blocks=None):
+        self.data = data
+        self.chunks = data.chunks
+        self.shape = (int(sum(self.chunks)),)
+        self.blocks = [None] * len(self.chunks) if blocks is None else list(blocks)
+        self.present = None  # (n_clusters,) bool after an assignment without statistics
+
+    @property
+    def array(self):
+        """The labels as a Dask array with the row chunks of X (empty chunks kept)."""
+        blocks = [delayed(_lab, pure=True)(b, x) for b, x in zip(self.blocks, self.data.blocks)]
+        return _stack_blocks(blocks, self.chunks, np.int32)
+
+    def copy(self):
+        return DaskLabels(self.data, self.blocks)  # blocks are immutable: sharing them is copying
+
+    def __setitem__(self, index, values):
+        index = np.asarray(index, dtype=np.int64).ravel()
+        values = np.broadcast_to(np.asarray(values, dtype=np.int32), index.shape).copy()
+        offsets = _offsets(self.chunks)
+        for i in range(len(self.blocks)):
+            inside = (index >= offsets[i]) & (index < offsets[i + 1])
+            if inside.any():
+                self.blocks[i] = delayed(_patch_chunk, pure=False)(
+                    self.data.blocks[i], self.blocks[i], index[inside], values[inside], int(offsets[i])
+                )
+
+
+class _TopK:
+    """``argsort(values, kind="stable")`` of a Dask vector, evaluated only as ``[:m]`` (exact top-m)."""
+
+    def __init__(self, values, chunks):
+        self.values = values
+        self.chunks = chunks
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or key.start not in (None, 0) or key.step not in (None, 1) or key.stop is None:
+            raise NotImplementedError("Only argsort(...)[:m] is supported on Dask vectors.")
+        m = int(key.stop)
+        offsets = _offsets(self.chunks)
+        blocks = list(self.values.rechunk((self.chunks,)).to_delayed().ravel())
+        parts = dask.compute(*[delayed(_topk_chunk)(b, m, int(offsets[i])) for i, b in enumerate(blocks)])
+        values = np.concatenate([p[0] for p in parts])
+        index = np.concatenate([p[1] for p in parts])  # chunk order: ascending global index on ties
+        return index[np.argsort(values, kind="stable")[:m]]
+
+
+class _Namespace:
+    """NumPy, except that ``full``/``where``/``argsort`` build Dask objects for per-sample arrays."""
+
+    def __init__(self, data):
+        self._data = data
+        self._chunks = data.chunks
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def full(self, shape, fill_value, dtype=None):
+        n = shape[0] if isinstance(shape, tuple) else shape
+        if n == sum(self._chunks) and fill_value == -1 and np.dtype(dtype) == np.int32:
+            return DaskLabels(self._data)
+        return np.full(shape, fill_value, dtype=dtype)
+
+    def where(self, cond, a, b):
+        if any(isinstance(x, da.Array) for x in (cond, a, b)):
+            return da.where(cond, a, b)
+        return np.where(cond, a, b)
+
+    def argsort(self, a, kind=None, **kwargs):
+        if isinstance(a, da.Array):
+            return _TopK(a, self._chunks)
+        return np.argsort(a, kind=kind, **kwargs)
+
+
+class DaskBackend:
+    """The Backend interface over Dask arrays (see the module docstring).
+
+    Parameters
+    ----------
+    data : DaskData
+        The samples of this fit.
+    threads_per_host : dict, optional
+        Dask worker threads per host name (to size numba's threads in each task).
+    """
+
+    name = "dask"
+
+    def __init__(self, data, threads_per_host=None):
+        self.chunks = data.chunks
+        self.xp = _Namespace(data)
+        self.threads = dict(threads_per_host or {})
+        self._integer_info: dict[str, tuple[bool, float, float]] = {}
+
+    def asarray(self, a: Any, dtype: Any) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    def to_numpy(self, a):
+        return np.asarray(a)
+
+    # ---------------------------------------------------------------- interface
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate):
+        centers = np.ascontiguousarray(centers, dtype=X.dtype)
+        outs = [
+            _task(_assign_chunk, x, w, lab, centers, metric, accumulate, X.dtype, self.threads)
+            for x, w, lab in zip(X.blocks, sample_weight.blocks, labels.blocks)
+        ]
+        # The results stay on the workers; gathering them brings back their statistics only (see ChunkLabels).
+        outs = dask.persist(*outs)
+        parts = [p.stats for p in dask.compute(*outs)]
+        objective, n_changed, sums = _sum_assign_stats(parts)
+        labels.blocks = list(outs)
+        if not accumulate:  # the driver's contract: zeros; which clusters have members is kept on the labels
+            labels.present = sums
+            sums = np.zeros((centers.shape[0], centers.shape[1] + 1))
+        return float(objective), int(n_changed), sums
+
+    def update(self, X, sample_weight, labels, n_clusters, rule):
+        if rule == "mean":
+            sums = self._reduce(_sums_chunk, X, sample_weight, labels, n_clusters, X.dtype, self.threads)
+            weights = sums[:, -1]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                centers = sums[:, :-1] / weights[:, None]
+            centers[weights <= 0] = np.nan
+            return centers, weights
+        if rule == "median":
+            is_integer, lo, hi = self.integer_info(X)
+            if is_integer and hi - lo < k._MAX_HIST_BINS:
+                n_bins = int(hi - lo) + 1
+                if n_clusters * X.shape[1] * n_bins <= k._HIST_BUDGET:
+                    hist = self._reduce(
+                        _hist_chunk,
+                        X,
+                        sample_weight,
+                        labels,
+                        n_clusters,
+                        lo,
+                        n_bins,
+                        X.dtype,
+                        on_workers=n_clusters * X.shape[1] * n_bins > 1 << 16,
+                    )
+                    return median_from_hist(hist, lo)
+            return self._radix_median(X, sample_weight, labels, n_clusters)
+        raise ValueError(f"Unknown update rule {rule!r}.")
+
+    def objective(self, X, sample_weight, labels, candidates, metric):
+        candidates = np.ascontiguousarray(candidates, dtype=X.dtype)
+        return self._reduce(_objectives_chunk, X, sample_weight, labels, candidates, metric, X.dtype, self.threads)
+
+    def pairwise(self, X, centers, metric):
+        centers = np.ascontiguousarray(centers, dtype=X.dtype)
+        blocks = [_task(_pairwise_chunk, x, centers, metric, X.dtype, self.threads) for x in X.blocks]
+        return _stack_blocks(blocks, X.chunks, X.dtype, ncols=centers.shape[0])
+
+    def point_costs(self, X, centers, metric, labels):
+        centers = np.ascontiguousarray(centers, dtype=X.dtype)
+        blocks = [
+            _task(_point_costs_chunk, x, lab, centers, metric, X.dtype, self.threads)
+            for x, lab in zip(X.blocks, labels.blocks)
+        ]
+        return _stack_blocks(blocks, X.chunks, X.dtype)
+
+    # ---------------------------------------------------------------- internals
+    def _reduce(self, func, X, sample_weight, labels, *args, combine=_sum_in_order, on_workers=False):
+        """Map ``func`` over the chunks and combine the parts in chunk order (on the client, or in a task)."""
+        parts = [_task(func, x, w, lab, *args) for x, w, lab in zip(X.blocks, sample_weight.blocks, labels.blocks)]
+        if on_workers:  # large parts (wide histograms): combine next to the data, bring back one
+            return _task(combine, parts).compute()
+        return combine(list(dask.compute(*parts)))
+
+    def integer_info(self, X):
+        """(all values integers, min, max) of X, computed once per data set."""
+        key = X.array.name
+        if key not in self._integer_info:
+            parts = dask.compute(*[delayed(_integer_range_chunk)(x, X.dtype, self.threads) for x in X.blocks])
+            parts = [p for p in parts if p is not None]
+            if not parts or not all(p[0] for p in parts):
+                self._integer_info[key] = (False, 0.0, 0.0)
+            else:
+                self._integer_info[key] = (True, min(p[1] for p in parts), max(p[2] for p in parts))
+        return self._integer_info[key]
+
+    def _radix_median(self, X, sample_weight, labels, n_clusters):
+        """Exact weighted coordinate-wise median by a distributed radix select (one pass per byte)."""
+        n_features = X.shape[1]
+        nbits = 8 * X.dtype.itemsize
+        prefix = np.zeros((n_clusters, n_features), dtype=np.uint64)
+        below = np.zeros((n_clusters, n_features))
+        weights = half = None
+        last = None
+        for shift in range(nbits - 8, -1, -8):
+            hist = self._reduce(_radix_chunk, X, sample_weight, labels, n_clusters, shift, prefix, X.dtype)
+            if weights is None:
+                weights = hist[:, 0, :].sum(axis=1)
+                half = 0.5 * weights
+            cum = below[:, :, None] + np.cumsum(hist, axis=2)
+            hit = (cum >= half[:, None, None]) & (hist > 0)
+            digit = np.where(hit.any(axis=2), np.argmax(hit, axis=2), 255 - np.argmax(hist[:, :, ::-1] > 0, axis=2))
+            take = np.take_along_axis
+            below = take(cum, digit[:, :, None], axis=2)[:, :, 0] - take(hist, digit[:, :, None], axis=2)[:, :, 0]
+            last = take(cum, digit[:, :, None], axis=2)[:, :, 0]
+            prefix = (prefix << np.uint64(8)) | digit.astype(np.uint64)
+        medians = rk.key_to_value(prefix, nbits).reshape(n_clusters, n_features)
+        exact_half = (last == half[:, None]) & (weights[:, None] > 0)
+        if exact_half.any():
+            upper = self._reduce(_min_above_chunk, X, sample_weight, labels, medians, X.dtype, combine=_min_in_order)
+            mid = exact_half & np.isfinite(upper)
+            medians[mid] = 0.5 * (medians[mid] + upper[mid])
+        medians[weights <= 0] = np.nan
+        return medians, weights
+
+
+def _integer_range_chunk(Xc, dtype, threads):
+    _limit_threads(threads)
+    Xc = np.ascontiguousarray(_host(Xc), dtype=dtype)
+    if Xc.shape[0] == 0:
+        return None
+    return k.integer_range(Xc)
+
+
+def median_from_hist(hist, lo):
+    """Weighted medians from (k, d, n_bins) histograms of integer values ``lo + bin`` (same rule as the kernels)."""
+    n_clusters, n_features, _ = hist.shape
+    medians = np.full((n_clusters, n_features), np.nan)
+    weights = hist[:, 0, :].sum(axis=1)
+    for j in range(n_clusters):
+        if weights[j] <= 0:
+            continue
+        half = 0.5 * weights[j]
+        for f in range(n_features):
+            h = hist[j, f]
+            cum = np.cumsum(h)
+            b = int(np.argmax((cum >= half) & (h > 0)))
+            medians[j, f] = lo + b
+            if cum[b] == half:
+                nxt = np.flatnonzero(h[b + 1 :] > 0)
+                if nxt.size:
+                    medians[j, f] = lo + 0.5 * (b + b + 1 + nxt[0])
+    return medians, weights

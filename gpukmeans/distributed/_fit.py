@@ -1,0 +1,344 @@
+"""KMeans.fit / predict / transform / score on Dask arrays (called by :class:`gpukmeans.KMeans`)."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from dask import delayed
+
+from .. import _init
+from .._driver import LloydResult, lloyd
+from .._validation import NotFittedError, check_random_state, float_dtype_for
+from ..backends import _numba_kernels as k
+from ..backends import get_backend
+from ._backend import DaskBackend, DaskData, DaskWeights, _host, _limit_threads, _prep
+from ._scheduler import ensure_scheduler, threads_per_host
+
+#: Below this many samples the initialisation sees every sample (so it draws exactly what the
+#: in-memory fit draws for the same seed); above it, a uniform sample of this size.
+INIT_SAMPLE_SIZE = 1 << 17
+_INITS = ("k-means++", "random", "k-means||")
+
+
+# ------------------------------------------------------------------ validation
+def check_dask_array(X: Any, name: str = "X"):
+    """Validate a 2-D Dask array and return it with one chunk along the features (rows chunked as given)."""
+    if not isinstance(X, da.Array):
+        if not hasattr(X, "to_dask_array"):
+            raise TypeError(f"{name} is a {type(X).__name__}; expected a dask.array.Array or a Dask DataFrame.")
+        X = X.to_dask_array(lengths=True)
+    kind = np.dtype(X.dtype).kind
+    if kind == "c":
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers.")
+    if kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}.")
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features); got {X.ndim}-D array of shape {tuple(X.shape)}. "
+            "Reshape your data: X.reshape(-1, 1) for a single feature, img.reshape(-1, n_bands) for an image."
+        )
+    if any(np.isnan(c) for c in X.chunks[0]):
+        X = X.compute_chunk_sizes()
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        what = "0 sample(s)" if X.shape[0] == 0 else "0 feature(s)"
+        raise ValueError(
+            f"{name} is empty: found array with {what} (shape={tuple(X.shape)}) while a minimum of 1 is required."
+        )
+    if X.numblocks[1] > 1:
+        X = X.rechunk({1: -1})
+    return X
+
+
+def _weights_array(sample_weight, X):
+    """sample_weight as a Dask array with the row chunks of X (None stays None)."""
+    if sample_weight is None:
+        return None
+    n = X.shape[0]
+    if np.isscalar(sample_weight):
+        sample_weight = np.full(n, sample_weight, dtype=np.float64)
+    if not isinstance(sample_weight, da.Array):
+        sample_weight = np.asarray(sample_weight)
+    if np.dtype(sample_weight.dtype).kind not in "fiub":
+        raise TypeError(f"sample_weight must hold real numbers; got dtype {sample_weight.dtype}.")
+    if sample_weight.ndim != 1 or sample_weight.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},) to match X; got {tuple(sample_weight.shape)}.")
+    if isinstance(sample_weight, da.Array):
+        return sample_weight.rechunk((X.chunks[0],))
+    return da.from_array(sample_weight, chunks=(X.chunks[0],))
+
+
+def _stats_chunk(Xc, wc, dtype, check_weights):
+    """Pass 1 over a chunk: finiteness, weights, weighted sums for the mean of X."""
+    raw = _host(Xc)
+    Xc, wc = _prep(Xc, wc, dtype)
+    finite = bool(np.isfinite(Xc).all()) if np.dtype(raw.dtype).kind == "f" else True
+    w_ok = (not check_weights) or bool(np.isfinite(wc).all())
+    negative = bool((wc < 0).any()) if check_weights else False
+    w64 = wc.astype(np.float64)
+    xsum = w64 @ Xc.astype(np.float64) if finite and w_ok and Xc.shape[0] else np.zeros(Xc.shape[1])
+    return finite, w_ok, negative, int((wc > 0).sum()), float(w64.sum()), xsum
+
+
+def _var_chunk(Xc, wc, dtype, mean):
+    Xc, wc = _prep(Xc, wc, dtype)
+    return wc.astype(np.float64) @ (Xc.astype(np.float64) - mean) ** 2
+
+
+def _check_params(est):
+    """The estimator's own parameter checks ("k-means||" is accepted here only)."""
+    probe = copy.copy(est)
+    if isinstance(est.init, str) and est.init == "k-means||":
+        probe.init = "k-means++"
+    if isinstance(est.backend, str) and est.backend.lower() not in ("auto", "cpu", "numba"):
+        raise ValueError(
+            f"backend={est.backend!r} is not available for Dask arrays: chunks run on the 'cpu' kernels "
+            "(CuPy chunks are copied to the host)."
+        )
+    probe.backend = "cpu"
+    return probe._check_params(None)
+
+
+# ------------------------------------------------------------------ fit
+def fit(est, X, sample_weight=None):
+    """:meth:`KMeans.fit` for a ``dask.array.Array`` (see :mod:`gpukmeans.distributed`)."""
+    config = _check_params(est)
+    metric, rule = config.metric, config.rule
+    ensure_scheduler()
+    X = check_dask_array(X)
+    dtype = float_dtype_for(X)
+    n_samples, n_features = (int(s) for s in X.shape)
+    if est.n_clusters > n_samples:
+        raise ValueError(f"n_clusters={est.n_clusters} is larger than the number of samples ({n_samples}).")
+    w = _weights_array(sample_weight, X)
+    if not isinstance(est.init, str) and not callable(est.init):
+        est._check_init_array(est.init, _Shape(dtype, n_features), get_backend("cpu"))  # fail before any work
+
+    X = X.persist()
+    if w is not None:
+        w = w.persist()
+    data = DaskData(X, dtype)
+    weights = DaskWeights(w, dtype, data.chunks)
+    backend = DaskBackend(data, threads_per_host())
+
+    stats = dask.compute(
+        *[delayed(_stats_chunk)(x, wc, dtype, w is not None) for x, wc in zip(data.blocks, weights.blocks)]
+    )
+    if not all(s[0] for s in stats):
+        raise ValueError("X contains NaN or infinity; remove or impute those values first.")
+    if not all(s[1] for s in stats):
+        raise ValueError("sample_weight contains NaN or infinity; remove or impute those values first.")
+    if any(s[2] for s in stats):
+        raise ValueError("sample_weight contains negative values; weights must be >= 0.")
+    n_positive = sum(s[3] for s in stats)
+    if n_positive == 0:
+        raise ValueError("sample_weight sums to zero; at least one sample needs a positive weight.")
+    if est.n_clusters > n_positive:
+        raise ValueError(
+            f"n_clusters={est.n_clusters} is larger than the number of samples with positive weight ({n_positive})."
+        )
+    tol = 0.0
+    if est.tol != 0:
+        total = sum(s[4] for s in stats)
+        mean = sum(s[5] for s in stats) / total
+        var = sum(
+            dask.compute(*[delayed(_var_chunk)(x, wc, dtype, mean) for x, wc in zip(data.blocks, weights.blocks)])
+        )
+        tol = float(np.mean(var / total)) * float(est.tol)
+
+    random_state = check_random_state(est.random_state)
+    best: LloydResult | None = None
+    for _ in range(config.n_init):
+        centers = initial_centers(est, X, w, data, weights, backend, metric, random_state)
+        if est.verbose:
+            print("Initialization complete")
+        result = lloyd(
+            data,
+            weights,
+            centers,
+            backend=backend,
+            metric=metric,
+            rule=rule,
+            max_iter=est.max_iter,
+            tol=tol,
+            verbose=bool(est.verbose),
+        )
+        if best is None or result.objective < best.objective:
+            best = result
+
+    present = best.labels.present  # from the final assignment
+    n_distinct = int(np.count_nonzero(present))
+    if n_distinct < est.n_clusters:
+        from .._estimator import ConvergenceWarning
+
+        warnings.warn(
+            f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
+            f"({est.n_clusters}). Possibly due to duplicate points in X.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    est.cluster_centers_ = np.asarray(best.centers, dtype=dtype)
+    est.labels_ = best.labels.array.persist()
+    est.inertia_ = float(best.objective)
+    est.n_iter_ = best.n_iter
+    est.history_ = best.history
+    est.update_ = rule
+    est.n_features_in_ = n_features
+    est._backend, est._metric = get_backend("cpu"), metric
+    return est
+
+
+class _Shape:
+    def __init__(self, dtype, n_features):
+        self.dtype = np.dtype(dtype)
+        self.shape = (0, n_features)
+
+
+# ------------------------------------------------------------------ initialisation
+def _sample(X, w, dtype, random_state, size):
+    """(rows, weights, all) : every sample if ``n <= size``, else a uniform sample of ``size`` distinct rows."""
+    n = X.shape[0]
+    if n <= size:
+        rows, ws = dask.compute(X.astype(dtype), w if w is not None else None)
+        ws = np.ones(n, dtype=dtype) if ws is None else np.asarray(ws, dtype=dtype)
+        return np.ascontiguousarray(rows, dtype=dtype), ws, True
+    index = np.sort(random_state.choice(n, size=size, replace=False)) if n < (1 << 24) else None
+    if index is None:  # choice without replacement permutes n: draw with replacement, drop repeats
+        index = np.unique(random_state.randint(0, n, size=size))
+    rows, ws = dask.compute(X[index].astype(dtype), w[index] if w is not None else None)
+    ws = np.ones(len(index), dtype=dtype) if ws is None else np.asarray(ws, dtype=dtype)
+    return np.ascontiguousarray(rows, dtype=dtype), ws, False
+
+
+def initial_centers(est, X, w, data, weights, backend, metric, random_state):
+    n_clusters, cpu = est.n_clusters, get_backend("cpu")
+    init = est.init
+    if isinstance(init, str) and init in ("k-means++", "random"):
+        rows, ws, _ = _sample(X, w, data.dtype, random_state, max(INIT_SAMPLE_SIZE, 64 * n_clusters))
+        if np.count_nonzero(ws > 0) < n_clusters:
+            raise ValueError(
+                f"The initialisation sample holds fewer than n_clusters={n_clusters} samples of positive weight; "
+                "pass explicit initial centers (init=array)."
+            )
+        if init == "random":
+            centers, _ = _init.random_init(rows, ws, n_clusters, backend=cpu, random_state=random_state)
+        else:
+            centers, _ = _init.kmeans_plusplus(
+                rows, ws, n_clusters, backend=cpu, metric=metric, random_state=random_state
+            )
+        return centers
+    if isinstance(init, str) and init == "k-means||":
+        from ._init import kmeans_parallel
+
+        return kmeans_parallel(data, weights, n_clusters, metric=metric, random_state=random_state, backend=backend)
+    given = init(X.astype(data.dtype), n_clusters, random_state) if callable(init) else init
+    if isinstance(given, da.Array):
+        given = given.compute()
+    return est._check_init_array(_host(given), _Shape(data.dtype, data.shape[1]), cpu)
+
+
+# ------------------------------------------------------------------ predict / transform / score
+def _check_fitted(est, X):
+    if not hasattr(est, "cluster_centers_"):
+        raise NotFittedError(f"This {type(est).__name__} instance is not fitted yet; call fit first.")
+    X = check_dask_array(X)
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(est).__name__} is expecting {est.n_features_in_} features "
+            "as input (the number it was fitted with)."
+        )
+    centers = np.ascontiguousarray(est.cluster_centers_)
+    return X, centers, centers.dtype
+
+
+def _finite_or_raise(Xc):
+    if np.dtype(Xc.dtype).kind == "f" and not np.isfinite(Xc).all():
+        raise ValueError("X contains NaN or infinity; remove or impute those values first.")
+
+
+def _predict_chunk(Xc, centers, metric, dtype, threads):
+    _limit_threads(threads)
+    Xc = _host(Xc)
+    _finite_or_raise(Xc)
+    Xc = np.ascontiguousarray(Xc, dtype=dtype)
+    labels = np.full(Xc.shape[0], -1, dtype=np.int32)
+    if Xc.shape[0]:
+        k.assign(Xc, np.ones(Xc.shape[0], dtype=dtype), centers, metric, labels, False)
+    return labels
+
+
+def _transform_chunk(Xc, centers, metric, dtype, squared, threads):
+    _limit_threads(threads)
+    Xc = _host(Xc)
+    _finite_or_raise(Xc)
+    Xc = np.ascontiguousarray(Xc, dtype=dtype)
+    if Xc.shape[0] == 0:
+        return np.empty((0, centers.shape[0]), dtype=dtype)
+    terms = k.pairwise(Xc, centers, metric)
+    return np.sqrt(terms) if squared else terms
+
+
+def predict(est, X):
+    """Lazy labels: a Dask array of int32 with the row chunks of X."""
+    X, centers, dtype = _check_fitted(est, X)
+    return X.map_blocks(
+        _predict_chunk,
+        centers,
+        est._metric.code,
+        dtype,
+        threads_per_host(),
+        drop_axis=1,
+        dtype=np.int32,
+        meta=np.empty(0, np.int32),
+    )
+
+
+def transform(est, X):
+    """Lazy distances: a Dask array (n_samples, n_clusters) with the row chunks of X."""
+    X, centers, dtype = _check_fitted(est, X)
+    return X.map_blocks(
+        _transform_chunk,
+        centers,
+        est._metric.code,
+        dtype,
+        est._metric.squared_objective,
+        threads_per_host(),
+        chunks=(X.chunks[0], (centers.shape[0],)),
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype),
+    )
+
+
+def _score_chunk(Xc, wc, centers, metric, dtype, threads):
+    _limit_threads(threads)
+    Xc = _host(Xc)
+    _finite_or_raise(Xc)
+    Xc, wc = _prep(Xc, wc, dtype)
+    if Xc.shape[0] == 0:
+        return 0.0
+    labels = np.full(Xc.shape[0], -1, dtype=np.int32)
+    objective, _, _ = k.assign(Xc, wc, centers, metric, labels, False)
+    return float(objective)
+
+
+def score(est, X, sample_weight=None):
+    """Opposite of the weighted objective of X on the fitted centers."""
+    X, centers, dtype = _check_fitted(est, X)
+    w = _weights_array(sample_weight, X)
+    ensure_scheduler()
+    threads = threads_per_host()
+    xb = list(X.to_delayed().ravel())
+    wb = [None] * len(xb) if w is None else list(w.to_delayed().ravel())
+    code = est._metric.code
+    parts = dask.compute(*[delayed(_score_chunk)(x, wc, centers, code, dtype, threads) for x, wc in zip(xb, wb)])
+    total = 0.0
+    for p in parts:
+        total += p
+    return -total
+
+
+__all__ = ["INIT_SAMPLE_SIZE", "fit", "predict", "transform", "score", "initial_centers", "check_dask_array"]
