@@ -31,7 +31,14 @@ def pytest_sessionstart(session):
 
 
 def _thread_env() -> dict:
-    keys = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+    keys = (
+        "OMP_NUM_THREADS",
+        "OMP_WAIT_POLICY",
+        "GOMP_SPINCOUNT",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+    )
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 

@@ -234,8 +234,9 @@ def machine_section(run: Run) -> str:
         lines.append(
             f"- Thread variables at the start of the run: {', '.join(f'{k}={v}' for k, v in start.items()) or 'none'}"
             f"; at the end: {', '.join(f'{k}={v}' for k, v in run.meta.get('thread_environment_end', {}).items())}"
-            " (modules of the session may change them; gpukmeans sets `OMP_WAIT_POLICY=PASSIVE` by default at "
-            "import, which the peers' OpenMP runtimes in the same process inherit)."
+            " (modules of the session may change them; unless OMP_WAIT_POLICY is set, `import gpukmeans` sets "
+            "`GOMP_SPINCOUNT=1000`, which the peers' OpenMP runtimes in the same process inherit; the run "
+            "of this report recorded only the variables above)."
         )
     meta = run.meta
     lines.append(

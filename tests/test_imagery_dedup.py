@@ -113,7 +113,6 @@ def test_dedup_fit_stops_where_the_full_fit_stops():
     np.testing.assert_allclose(dedup.cluster_centers_, full.cluster_centers_, rtol=1e-5)
 
 
-
 def test_k_larger_than_distinct_values_is_a_clear_error():
     r = _aral("300:302,150:152")  # 4 pixels
     n_distinct = len(np.unique(r.data.reshape(-1, 3), axis=0))
