@@ -54,6 +54,17 @@ def check_array(X: Any, backend, *, name: str = "X", dtype: Any = None):
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name} must hold real numbers; got dtype object that does not convert: {exc}") from exc
         kind = "f"
+    check_kind_and_shape(X, name)
+    target = np.dtype(dtype) if dtype is not None else float_dtype_for(X)
+    out = backend.asarray(X, target)
+    if kind == "f":
+        check_finite(out, backend, name)
+    return out
+
+
+def check_kind_and_shape(X: Any, name: str = "X") -> None:
+    """Raise if ``X`` (any array with ``dtype``, ``ndim`` and ``shape``) is not a non-empty 2-D real array."""
+    kind = np.dtype(X.dtype).kind
     if kind == "c":
         raise ValueError(f"Complex data not supported: {name} must hold real numbers.")
     if kind not in "fiub":
@@ -68,11 +79,6 @@ def check_array(X: Any, backend, *, name: str = "X", dtype: Any = None):
         raise ValueError(
             f"{name} is empty: found array with {what} (shape={tuple(X.shape)}) while a minimum of 1 is required."
         )
-    target = np.dtype(dtype) if dtype is not None else float_dtype_for(X)
-    out = backend.asarray(X, target)
-    if kind == "f":
-        check_finite(out, backend, name)
-    return out
 
 
 def check_finite(a: Any, backend, name: str) -> None:

@@ -17,6 +17,18 @@ from typing import Any, Protocol
 Array = Any  # numpy.ndarray or cupy.ndarray
 
 
+def means_from_sums(sums: Any) -> tuple[Any, Any]:
+    """``(n_clusters, n_features + 1)`` weighted sums -> (means, NaN for clusters of no weight; weights).
+
+    The ``update(..., "mean")`` result every host-side backend returns.
+    """
+    weights = sums[:, -1]
+    positive = weights > 0
+    centers = sums[:, :-1] / (weights + ~positive)[:, None]  # no 0/0: those rows become NaN below
+    centers[~positive] = float("nan")
+    return centers, weights
+
+
 class Backend(Protocol):
     """What a backend implements (see the module docstring for conventions)."""
 

@@ -394,6 +394,14 @@ _MAX_HIST_BINS = 4096  # integer-valued data with a wider range uses the quickse
 _HIST_BUDGET = 1 << 23  # float64 histogram cells over all chunks (64 MiB)
 
 
+def histogram_bins(is_integer: bool, lo: float, hi: float, n_clusters: int, n_features: int) -> int:
+    """Bins for :func:`weighted_median_hist` on integer-valued data spanning ``[lo, hi]``; 0: use the quickselect."""
+    if not is_integer or hi - lo >= _MAX_HIST_BINS:
+        return 0
+    n_bins = int(hi - lo) + 1
+    return n_bins if n_clusters * n_features * n_bins <= _HIST_BUDGET else 0
+
+
 @njit(nogil=True, cache=True)
 def _integer_range_range(X, start, stop):
     lo = np.inf

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from . import _numba_kernels as k
+from ._base import means_from_sums
 
 
 class CPUBackend:
@@ -32,18 +33,13 @@ class CPUBackend:
     def update(self, X, sample_weight, labels, n_clusters, rule):
         if rule == "mean":
             sums = k.weighted_sums(X, sample_weight, labels, n_clusters)
-            weights = sums[:, -1]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                centers = sums[:, :-1] / weights[:, None]
-            centers[weights <= 0] = np.nan
-            return centers, weights
+            return means_from_sums(sums)
         if rule == "median":
             # integer-valued data (imagery) with a small range: per-cluster histograms, O(n)
             is_integer, lo, hi = k.integer_range(X)
-            if is_integer and hi - lo < k._MAX_HIST_BINS:
-                n_bins = int(hi - lo) + 1
-                if n_clusters * X.shape[1] * n_bins <= k._HIST_BUDGET:
-                    return k.weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins)
+            n_bins = k.histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
+            if n_bins:
+                return k.weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins)
             return k.weighted_median(X, sample_weight, labels, n_clusters)
         raise ValueError(f"Unknown update rule {rule!r}.")
 

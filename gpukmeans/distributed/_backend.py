@@ -41,6 +41,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from ..backends import _numba_kernels as k
+from ..backends._base import means_from_sums
 from . import _kernels as rk
 
 # ------------------------------------------------------------------ helpers run inside the tasks
@@ -456,28 +457,23 @@ class DaskBackend:
     def update(self, X, sample_weight, labels, n_clusters, rule):
         if rule == "mean":
             sums = self._reduce(_sums_chunk, X, sample_weight, labels, n_clusters, X.dtype, self.threads)
-            weights = sums[:, -1]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                centers = sums[:, :-1] / weights[:, None]
-            centers[weights <= 0] = np.nan
-            return centers, weights
+            return means_from_sums(sums)
         if rule == "median":
             is_integer, lo, hi = self.integer_info(X)
-            if is_integer and hi - lo < k._MAX_HIST_BINS:
-                n_bins = int(hi - lo) + 1
-                if n_clusters * X.shape[1] * n_bins <= k._HIST_BUDGET:
-                    hist = self._reduce(
-                        _hist_chunk,
-                        X,
-                        sample_weight,
-                        labels,
-                        n_clusters,
-                        lo,
-                        n_bins,
-                        X.dtype,
-                        on_workers=n_clusters * X.shape[1] * n_bins > 1 << 16,
-                    )
-                    return median_from_hist(hist, lo)
+            n_bins = k.histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
+            if n_bins:
+                hist = self._reduce(
+                    _hist_chunk,
+                    X,
+                    sample_weight,
+                    labels,
+                    n_clusters,
+                    lo,
+                    n_bins,
+                    X.dtype,
+                    on_workers=n_clusters * X.shape[1] * n_bins > 1 << 16,
+                )
+                return median_from_hist(hist, lo)
             return self._radix_median(X, sample_weight, labels, n_clusters)
         raise ValueError(f"Unknown update rule {rule!r}.")
 

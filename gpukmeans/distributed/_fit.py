@@ -13,7 +13,7 @@ from dask import delayed
 
 from .. import _init
 from .._driver import LloydResult, lloyd
-from .._validation import NotFittedError, check_random_state, float_dtype_for
+from .._validation import NotFittedError, check_kind_and_shape, check_random_state, float_dtype_for
 from ..backends import _numba_kernels as k
 from ..backends import get_backend
 from ._backend import DaskBackend, DaskData, DaskWeights, _host, _limit_threads, _prep
@@ -32,23 +32,9 @@ def check_dask_array(X: Any, name: str = "X"):
         if not hasattr(X, "to_dask_array"):
             raise TypeError(f"{name} is a {type(X).__name__}; expected a dask.array.Array or a Dask DataFrame.")
         X = X.to_dask_array(lengths=True)
-    kind = np.dtype(X.dtype).kind
-    if kind == "c":
-        raise ValueError(f"Complex data not supported: {name} must hold real numbers.")
-    if kind not in "fiub":
-        raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}.")
-    if X.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, n_features); got {X.ndim}-D array of shape {tuple(X.shape)}. "
-            "Reshape your data: X.reshape(-1, 1) for a single feature, img.reshape(-1, n_bands) for an image."
-        )
-    if any(np.isnan(c) for c in X.chunks[0]):
+    if X.ndim == 2 and any(np.isnan(c) for c in X.chunks[0]):
         X = X.compute_chunk_sizes()
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        what = "0 sample(s)" if X.shape[0] == 0 else "0 feature(s)"
-        raise ValueError(
-            f"{name} is empty: found array with {what} (shape={tuple(X.shape)}) while a minimum of 1 is required."
-        )
+    check_kind_and_shape(X, name)
     if X.numblocks[1] > 1:
         X = X.rechunk({1: -1})
     return X
