@@ -205,3 +205,17 @@ def initial_centers(X: np.ndarray, k: int) -> np.ndarray:
 def case_data(case: Case) -> tuple[np.ndarray, np.ndarray]:
     X = dataset(case.data, case.n, case.d, case.dtype)
     return X, initial_centers(X, case.k)
+
+
+def record(benchmark, case: Case, library: str, n_iter_asked: int, n_iter: int, group: str = "", **extra) -> None:
+    """Group the case with its peers and record what was measured (``n_iter``: iterations really run)."""
+    benchmark.group = f"lloyd {case.id.rsplit('-', 2)[0]}{group}"
+    benchmark.extra_info.update(
+        case.info(),
+        library=library,
+        case=case.id,
+        n_iter_requested=n_iter_asked,
+        n_iter=int(n_iter),
+        x_bytes=case.n * case.d * np.dtype(case.dtype).itemsize,
+        **extra,
+    )

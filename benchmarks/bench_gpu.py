@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 import pytest
-from _common import ROUNDS, SMOKE, case_data, gpu_cases, import_or_skip, with_iterations
+from _common import ROUNDS, SMOKE, case_data, gpu_cases, import_or_skip, record, with_iterations
 
 CASES = gpu_cases()
 
@@ -52,16 +52,7 @@ def _faiss_gpu():
 
 
 def _record(benchmark, case, library, n_iter_asked, n_iter, **extra):
-    benchmark.group = f"lloyd {case.id.rsplit('-', 2)[0]} cuda"
-    benchmark.extra_info.update(
-        case.info(),
-        library=library,
-        case=case.id,
-        n_iter_requested=n_iter_asked,
-        n_iter=int(n_iter),
-        x_bytes=case.n * case.d * np.dtype(case.dtype).itemsize,
-        **extra,
-    )
+    record(benchmark, case, library, n_iter_asked, n_iter, group=" cuda", **extra)
 
 
 def test_hbm_bandwidth(benchmark):

@@ -46,25 +46,14 @@ import os
 
 import numpy as np
 import pytest
-from _common import ROUNDS, Case, case_data, cpu_cases, import_or_skip, with_iterations
+from _common import ROUNDS, Case, case_data, cpu_cases, import_or_skip, record, with_iterations
 from _machine import PeakRSS
 
 CASES = cpu_cases()
 
 
 def _record(benchmark, case: Case, library: str, n_iter_asked: int, n_iter: int, peak: PeakRSS, **extra) -> None:
-    X_bytes = case.n * case.d * np.dtype(case.dtype).itemsize
-    benchmark.group = f"lloyd {case.id.rsplit('-', 2)[0]}"
-    benchmark.extra_info.update(
-        case.info(),
-        library=library,
-        case=case.id,
-        n_iter_requested=n_iter_asked,
-        n_iter=int(n_iter),
-        x_bytes=X_bytes,
-        peak_rss_extra_bytes=peak.extra_bytes,
-        **extra,
-    )
+    record(benchmark, case, library, n_iter_asked, n_iter, peak_rss_extra_bytes=peak.extra_bytes, **extra)
 
 
 def _pedantic(benchmark, fn):
