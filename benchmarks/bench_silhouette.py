@@ -64,6 +64,27 @@ def test_gpukmeans_exact(benchmark, aral, metric):
     assert -1 <= score <= 1
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("algorithm", ["auto", "brute"])
+@pytest.mark.parametrize("metric", METRICS)
+def test_gpukmeans_cuda_exact(benchmark, aral, metric, algorithm):
+    """The same exact score with the O(n^2) part on the GPU (``brute``: all 179,400^2 pairs, no dedup)."""
+    from gpukmeans.backends import CUDAUnavailableError, get_backend
+
+    try:
+        get_backend("cuda")
+    except CUDAUnavailableError as exc:
+        pytest.skip(str(exc))
+    X, labels = aral
+    benchmark.group = f"silhouette {metric}"
+    kwargs = {"metric": metric, "return_info": True, "backend": "cuda", "algorithm": algorithm}
+    score, info = benchmark.pedantic(silhouette_score, args=(X, labels), kwargs=kwargs, rounds=ROUNDS, warmup_rounds=1)
+    benchmark.extra_info.update(
+        n_samples=X.shape[0], n_unique=info["n_unique"], path=info["path"], score=score, exact=True, device="cuda"
+    )
+    assert abs(score - silhouette_score(X, labels, metric=metric)) < 1e-9
+
+
 @pytest.mark.parametrize("metric", METRICS)
 def test_sklearn_subsample(benchmark, aral, metric):
     sk = pytest.importorskip("sklearn.metrics")

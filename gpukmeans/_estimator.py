@@ -18,7 +18,7 @@ from ._validation import (
     check_random_state,
     check_sample_weight,
 )
-from .backends import get_backend
+from .backends import _is_cupy_array, get_backend
 from .metrics import get_metric, resolve_update
 
 _INITS = ("k-means++", "random")
@@ -143,7 +143,10 @@ class KMeans(_ParamsMixin):
     random_state : None, int or numpy.random.RandomState, default=None
         Seeds the initialisation; the same value gives the same result.
     backend : {"auto", "cpu", "cuda"}, default="auto"
-        Where the kernels run. ``"auto"`` follows the input array's library.
+        Where the kernels run. ``"auto"`` follows the input array's library
+        (CuPy arrays run on the GPU, everything else on the CPU). ``"cuda"``
+        with NumPy input copies X to the GPU once and returns NumPy results;
+        CuPy input gives CuPy results.
     verbose : bool, default=False
         Print one line per iteration.
 
@@ -276,6 +279,7 @@ class KMeans(_ParamsMixin):
             return _dask_impl().fit(self, X, sample_weight)
         config = self._check_params(X)
         backend, xp = config.backend, config.backend.xp
+        on_host = not _is_cupy_array(X)
         X = check_array(X, backend)
         n_samples = X.shape[0]
         if self.n_clusters > n_samples:
@@ -319,8 +323,8 @@ class KMeans(_ParamsMixin):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.cluster_centers_ = best.centers
-        self.labels_ = best.labels
+        self.cluster_centers_ = self._output(best.centers, backend, on_host)
+        self.labels_ = self._output(best.labels, backend, on_host)
         self.inertia_ = float(best.objective)
         self.n_iter_ = best.n_iter
         self.history_ = best.history
@@ -341,17 +345,25 @@ class KMeans(_ParamsMixin):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "cluster_centers_")
 
+    @staticmethod
+    def _output(a: Any, backend, on_host: bool):
+        """Results go back to the input's library: NumPy input gives NumPy, CuPy input gives CuPy."""
+        return backend.to_numpy(a) if on_host and backend.name != "cpu" else a
+
     def _check_fitted_X(self, X: Any):
         if not hasattr(self, "cluster_centers_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first.")
-        backend = get_backend(self._backend.name, X)
+        backend = get_backend(self.backend, X)
         X = check_array(X, backend, dtype=self.cluster_centers_.dtype)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
                 "as input (the number it was fitted with)."
             )
-        return X, backend
+        centers = self.cluster_centers_
+        if backend.name == "cpu" and _is_cupy_array(centers):  # fitted on the GPU, NumPy input now
+            centers = centers.get()
+        return X, backend, centers
 
     def predict(self, X: Any):
         """Index of the nearest center of each sample.
@@ -367,11 +379,12 @@ class KMeans(_ParamsMixin):
         """
         if _is_dask(X):
             return _dask_impl().predict(self, X)
-        X, backend = self._check_fitted_X(X)
+        on_host = not _is_cupy_array(X)
+        X, backend, centers = self._check_fitted_X(X)
         labels = backend.xp.full(X.shape[0], -1, dtype=backend.xp.int32)
         weight = backend.xp.ones(X.shape[0], dtype=X.dtype)
-        backend.assign(X, weight, self.cluster_centers_, self._metric.code, labels, False)
-        return labels
+        backend.assign(X, weight, centers, self._metric.code, labels, False)
+        return self._output(labels, backend, on_host)
 
     def transform(self, X: Any):
         """Distance, in the fitted metric, from each sample to every center.
@@ -384,18 +397,19 @@ class KMeans(_ParamsMixin):
         """
         if _is_dask(X):
             return _dask_impl().transform(self, X)
-        X, backend = self._check_fitted_X(X)
-        terms = backend.pairwise(X, self.cluster_centers_, self._metric.code)
-        return backend.xp.sqrt(terms) if self._metric.squared_objective else terms
+        on_host = not _is_cupy_array(X)
+        X, backend, centers = self._check_fitted_X(X)
+        terms = backend.pairwise(X, centers, self._metric.code)
+        return self._output(backend.xp.sqrt(terms) if self._metric.squared_objective else terms, backend, on_host)
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the weighted objective of X on the fitted centers (higher is better)."""
         if _is_dask(X):
             return _dask_impl().score(self, X, sample_weight)
-        X, backend = self._check_fitted_X(X)
+        X, backend, centers = self._check_fitted_X(X)
         w = check_sample_weight(sample_weight, X.shape[0], X.dtype, backend)
         labels = backend.xp.full(X.shape[0], -1, dtype=backend.xp.int32)
-        objective, _, _ = backend.assign(X, w, self.cluster_centers_, self._metric.code, labels, False)
+        objective, _, _ = backend.assign(X, w, centers, self._metric.code, labels, False)
         return -float(objective)
 
 

@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_array, check_int, check_random_state, check_sample_weight
-from .backends import get_backend
+from .backends import _is_cupy_array, get_backend
 from .metrics import get_metric
 
 __all__ = ["silhouette_score", "silhouette_samples", "ALGORITHMS"]
@@ -107,14 +107,36 @@ class _CPUEngine:
         return k.sorted_cluster_sums(Xq, q_labels, cluster_w, *tables)
 
 
+class _CUDAEngineProxy:
+    """Loads the CUDA engine (and CuPy) only when it is used."""
+
+    @staticmethod
+    def pairwise_sums(*args):
+        from .backends.cuda._silhouette import CUDAEngine
+
+        return CUDAEngine.pairwise_sums(*args)
+
+    @staticmethod
+    def sorted_sums(*args):
+        from .backends.cuda._silhouette import CUDAEngine
+
+        return CUDAEngine.sorted_sums(*args)
+
+
 #: Silhouette kernels per backend name (see :func:`gpukmeans.backends.get_backend`).
-_ENGINES: dict[str, Any] = {"cpu": _CPUEngine}
+_ENGINES: dict[str, Any] = {"cpu": _CPUEngine, "cuda": _CUDAEngineProxy}
+
+
+def _host(a: Any) -> Any:
+    """A CuPy array copied to the host; anything else unchanged."""
+    return a.get() if _is_cupy_array(a) else a
 
 
 def _engine_for(backend: Any, X: Any):
-    be = get_backend(backend, X)  # raises the package's error for "cuda" (not shipped yet)
+    """(name of the backend that runs the kernels, its engine); raises the package's backend errors."""
+    be = get_backend(backend, X)
     try:
-        return be, _ENGINES[be.name]
+        return be.name, _ENGINES[be.name]
     except KeyError:  # a backend without silhouette kernels
         raise ValueError(f"silhouette is not implemented for backend={be.name!r}; use backend='cpu'.") from None
 
@@ -225,7 +247,9 @@ def _scores(own: np.ndarray, nearest: np.ndarray, own_w: np.ndarray) -> np.ndarr
 
 
 def _silhouette(X, labels, metric, sample_weight, sample_size, random_state, backend, algorithm):
-    be, engine = _engine_for(backend, X)
+    backend_name, engine = _engine_for(backend, X)
+    # validation, grouping and deduplication run on the host (O(n)); the engine runs the O(n²) part
+    X, sample_weight, be = _host(X), _host(sample_weight), get_backend("cpu")
     m = get_metric(metric)
     algorithm = _check_algorithm(algorithm, m.code)
     indices = None
@@ -270,7 +294,7 @@ def _silhouette(X, labels, metric, sample_weight, sample_size, random_state, bac
     info = {
         "path": path,
         "metric": m.name,
-        "backend": be.name,
+        "backend": backend_name,
         "n_samples": n,
         "n_unique": n_unique,
         "n_clusters": n_clusters,
@@ -303,7 +327,9 @@ def silhouette_samples(
         Multiplicities: a sample of weight ``w`` counts as ``w`` copies (see the
         module docstring). Default: every sample counts once.
     backend : {"auto", "cpu", "cuda"}, default="auto"
-        As in :class:`gpukmeans.KMeans`; ``"cuda"`` is not available yet.
+        As in :class:`gpukmeans.KMeans`: where the O(n²) kernels run. With
+        ``"cuda"`` (or CuPy input) validation and grouping still run on the
+        host, and the result is a NumPy array.
     algorithm : {"auto", "brute", "dedup", "sorted"}, default="auto"
         Which exact path computes the per-cluster sums of distances (see the
         module docstring); all give the same result up to rounding (~1e-12).

@@ -1,0 +1,350 @@
+"""CUDA backend: CuPy arrays and the templated CUDA kernels of ``kmeans.cu``.
+
+Implements :class:`gpukmeans.backends.Backend` on the GPU. Everything stays on
+the device during a fit; each Lloyd iteration brings back two scalars from
+:meth:`CUDABackend.assign` (objective and labels changed). Sums over samples
+are accumulated in float64 per thread and reduced in a fixed order (see the
+header of ``kmeans.cu``), so results are bit-identical run after run.
+
+Workspace is O(n_blocks x n_clusters x (n_features + 1)) besides X, its labels
+and weights; ``pairwise`` returns the ``(n_samples, n_centers)`` matrix its
+callers ask for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._base import means_from_sums
+from .._numba_kernels import histogram_bins
+from ._runtime import CUDAUnavailableError, kernel, load_cupy
+
+__all__ = ["CUDABackend", "CUDAUnavailableError"]
+
+_THREADS = 128  # threads per block of the accumulating kernels (a power of two)
+_MAX_BLOCKS = 1056  # grid of the accumulating kernels: depends on n only, so results do too
+_MAX_D_TEMPLATE = 8  # up to this many features the kernels are specialised on n_features
+_CENTERS_SHARED = 32 * 1024  # centers up to this size are staged in shared memory by assign
+_HIST_BLOCKS = 264
+
+
+def _dtype_name(dtype: Any) -> str:
+    return "float" if np.dtype(dtype) == np.float32 else "double"
+
+
+def _grid(n: int, max_blocks: int = _MAX_BLOCKS) -> int:
+    return max(1, min(max_blocks, -(-n // _THREADS)))
+
+
+def _slot_bytes(n_slots: int) -> int:
+    """Shared memory of per-thread float64 slots (odd stride) plus the reduction buffer."""
+    return 8 * _THREADS * ((n_slots | 1) + 1)
+
+
+class CUDABackend:
+    """CuPy backend (``backend="cuda"``); see :class:`gpukmeans.backends.Backend`.
+
+    Raises :class:`CUDAUnavailableError` when CuPy or a GPU is missing. One
+    instance serves one fit: it remembers, for the arrays it was last given,
+    whether the weights are all ones (then they are not read) and whether X is
+    integer-valued (then the median uses histograms).
+    """
+
+    name = "cuda"
+
+    def __init__(self) -> None:
+        self.xp = cp = load_cupy()
+        device = cp.cuda.Device()
+        self._smem_max = int(device.attributes.get("MaxSharedMemoryPerBlockOptin", 48 * 1024)) - 1024
+        self._unit_w: tuple[Any, bool] | None = None
+        self._int_w: tuple[Any, bool] | None = None
+        self._range: tuple[Any, tuple[bool, float, float]] | None = None
+
+    # ------------------------------------------------------------------ arrays
+    def asarray(self, a: Any, dtype: Any) -> Any:
+        cp = self.xp
+        dtype = np.dtype(dtype)
+        if isinstance(a, cp.ndarray):
+            return cp.ascontiguousarray(a, dtype=dtype)
+        a = np.asarray(a)
+        need = a.size * max(a.dtype.itemsize, dtype.itemsize)
+        free, total = cp.cuda.runtime.memGetInfo()
+        free += cp.get_default_memory_pool().free_bytes()
+        if need > free:
+            raise MemoryError(
+                f"An array of shape {a.shape} needs {need / 1e9:.2f} GB on the GPU as {dtype}, but only "
+                f"{free / 1e9:.2f} GB of the device's {total / 1e9:.2f} GB are free. Use backend='cpu', a "
+                "sample of the data, or a Dask array (gpukmeans.distributed)."
+            )
+        try:  # copy in the caller's dtype (uint8 imagery moves 4x fewer bytes), convert on the device
+            return cp.ascontiguousarray(cp.asarray(a), dtype=dtype)
+        except cp.cuda.memory.OutOfMemoryError as exc:
+            raise MemoryError(f"An array of shape {a.shape} ({dtype}) does not fit in GPU memory: {exc}") from None
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return self.xp.asnumpy(a)
+
+    # ------------------------------------------------------------------ helpers
+    def _weights(self, w: Any) -> tuple[Any, int]:
+        """(w, has_weight): has_weight is 0 when every weight is 1 (then kernels do not read w)."""
+        if self._unit_w is None or self._unit_w[0] is not w:
+            self._unit_w = (w, bool((w == 1).all()))
+        return w, 0 if self._unit_w[1] else 1
+
+    def _integer_weights(self, w: Any) -> bool:
+        """True when every weight is an integer and their sum is exact in float64 (histogram median)."""
+        if self._int_w is None or self._int_w[0] is not w:
+            cp = self.xp
+            self._int_w = (w, bool((w == cp.floor(w)).all()) and float(w.astype(cp.float64).sum()) < 2.0**52)
+        return self._int_w[1]
+
+    def _integer_range(self, X: Any) -> tuple[bool, float, float]:
+        """(True, min, max) when every value of X is an integer, else (False, 0, 0); remembered for X."""
+        if self._range is None or self._range[0] is not X:
+            cp = self.xp
+            if bool((X == cp.floor(X)).all()):
+                result = (True, float(X.min()), float(X.max()))
+            else:
+                result = (False, 0.0, 0.0)
+            self._range = (X, result)
+        return self._range[1]
+
+    @staticmethod
+    def _d_template(d: int) -> int:
+        return d if d <= _MAX_D_TEMPLATE else 0
+
+    def _launch(self, file: str, expression: str, grid: int, threads: int, args: tuple, shared: int = 0) -> None:
+        if shared > self._smem_max:
+            raise MemoryError(f"internal: {shared} bytes of shared memory asked, {self._smem_max} available")
+        fn = kernel(self.xp, file, expression, shared)
+        fn((grid,), (threads,), args, shared_mem=shared)
+
+    def _cluster_ranges(self, n_clusters: int, slots_per_cluster: int) -> list[tuple[int, int]]:
+        """Split clusters into ranges whose float64 slots fit in shared memory."""
+        per = max(1, (self._smem_max // (8 * _THREADS) - 2) // slots_per_cluster)
+        return [(j0, min(n_clusters, j0 + per)) for j0 in range(0, n_clusters, per)]
+
+    def _weighted_sums(self, X, w, has_w, labels, n_clusters: int) -> Any:
+        """(n_clusters, n_features + 1) float64 weighted sums of coordinates and weights."""
+        cp = self.xp
+        n, d = X.shape
+        if (d + 1) * 8 * _THREADS * 2 > self._smem_max:  # wide data: sums of feature ranges
+            return self._weighted_sums_wide(X, w, has_w, labels, n_clusters)
+        grid = _grid(n)
+        out = []
+        T, D = _dtype_name(X.dtype), self._d_template(d)
+        for j0, j1 in self._cluster_ranges(n_clusters, d + 1):
+            n_slots = (j1 - j0) * (d + 1)
+            block = cp.empty((grid, n_slots), dtype=cp.float64)
+            args = (X, w, np.int32(has_w), labels, np.int64(n), np.int32(d), np.int32(j0), np.int32(j1), block)
+            self._launch("kmeans.cu", f"sums_kernel<{T}, {D}>", grid, _THREADS, args, _slot_bytes(n_slots))
+            out.append(block.sum(axis=0).reshape(j1 - j0, d + 1))
+        return cp.concatenate(out, axis=0)
+
+    def _weighted_sums_wide(self, X, w, has_w, labels, n_clusters: int) -> Any:
+        """Weighted sums for many features: feature blocks of contiguous copies (rare path)."""
+        cp = self.xp
+        d = X.shape[1]
+        step = max(1, self._smem_max // (8 * _THREADS * 2) - 2)
+        parts = []
+        weights = None
+        for f0 in range(0, d, step):
+            Xf = cp.ascontiguousarray(X[:, f0 : f0 + step])
+            s = self._weighted_sums(Xf, w, has_w, labels, n_clusters)
+            parts.append(s[:, :-1])
+            weights = s[:, -1:]
+        return cp.concatenate([*parts, weights], axis=1)
+
+    # ------------------------------------------------------------------ interface
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate):
+        cp = self.xp
+        centers = self.asarray(centers, X.dtype)
+        n, d = X.shape
+        k = centers.shape[0]
+        w, has_w = self._weights(sample_weight)
+        grid = _grid(n)
+        n_slots = k * (d + 1)
+        fused = bool(accumulate) and _slot_bytes(n_slots) <= self._smem_max
+        shared = _slot_bytes(n_slots) if fused else 8 * _THREADS
+        c_bytes = k * d * X.dtype.itemsize
+        c_shared = c_bytes <= _CENTERS_SHARED and shared + c_bytes <= self._smem_max
+        if c_shared:
+            shared += c_bytes
+        stats = cp.empty((grid, 2), dtype=cp.float64)
+        block_sums = cp.empty((grid, n_slots if fused else 1), dtype=cp.float64)
+        T, D = _dtype_name(X.dtype), self._d_template(d)
+        args = (
+            X,
+            w,
+            np.int32(has_w),
+            centers,
+            np.int64(n),
+            np.int32(d),
+            np.int32(k),
+            labels,
+            np.int32(fused),
+            np.int32(c_shared),
+            stats,
+            block_sums,
+        )
+        self._launch("kmeans.cu", f"assign_kernel<{T}, {metric}, {D}>", grid, _THREADS, args, shared)
+        objective, n_changed = (float(v) for v in stats.sum(axis=0).get())
+        if not accumulate:
+            sums = cp.zeros((k, d + 1), dtype=cp.float64)
+        elif fused:
+            sums = block_sums.sum(axis=0).reshape(k, d + 1)
+        else:
+            sums = self._weighted_sums(X, w, has_w, labels, k)
+        return objective, int(n_changed), sums
+
+    def update(self, X, sample_weight, labels, n_clusters, rule):
+        w, has_w = self._weights(sample_weight)
+        if rule == "mean":
+            return means_from_sums(self._weighted_sums(X, w, has_w, labels, n_clusters))
+        if rule == "median":
+            is_integer, lo, hi = self._integer_range(X)
+            n_bins = histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
+            if n_bins and self._integer_weights(sample_weight):
+                return self._median_histogram(X, w, has_w, labels, n_clusters, lo, n_bins)
+            return self._median_sort(X, sample_weight, labels, n_clusters)
+        raise ValueError(f"Unknown update rule {rule!r}.")
+
+    def _median_histogram(self, X, w, has_w, labels, n_clusters, lo, n_bins):
+        """Weighted median of integer-valued X with integer weights: per-cluster histograms, O(n)."""
+        cp = self.xp
+        n, d = X.shape
+        hist = cp.zeros((n_clusters, d, n_bins), dtype=cp.float64)
+        cells = hist.size
+        use_shared = cells * 8 <= self._smem_max
+        args = (
+            X,
+            w,
+            np.int32(has_w),
+            labels,
+            np.int64(n),
+            np.int32(d),
+            np.int32(n_clusters),
+            np.float64(lo),
+            np.int32(n_bins),
+            np.int32(use_shared),
+            hist,
+        )
+        shared = cells * 8 if use_shared else 0
+        grid = _grid(n, _HIST_BLOCKS)
+        self._launch("kmeans.cu", f"histogram_kernel<{_dtype_name(X.dtype)}>", grid, 256, args, shared)
+        return median_from_histogram(cp, hist, lo)
+
+    def _median_sort(self, X, sample_weight, labels, n_clusters):
+        return median_by_sorting(self.xp, X, sample_weight, labels, n_clusters)
+
+    def objective(self, X, sample_weight, labels, candidates, metric):
+        cp = self.xp
+        candidates = self.asarray(candidates, X.dtype)
+        n_sets, k, _ = candidates.shape
+        n, d = X.shape
+        w, has_w = self._weights(sample_weight)
+        grid = _grid(n)
+        T, D = _dtype_name(X.dtype), self._d_template(d)
+        out = []
+        for j0, j1 in self._cluster_ranges(k, n_sets):
+            n_slots = n_sets * (j1 - j0)
+            block = cp.empty((grid, n_slots), dtype=cp.float64)
+            args = (X, w, np.int32(has_w), labels, candidates, np.int64(n), np.int32(d), np.int32(k))
+            args += (np.int32(n_sets), np.int32(j0), np.int32(j1), block)
+            expr = f"objectives_kernel<{T}, {metric}, {D}>"
+            self._launch("kmeans.cu", expr, grid, _THREADS, args, _slot_bytes(n_slots))
+            out.append(block.sum(axis=0).reshape(n_sets, j1 - j0))
+        return cp.concatenate(out, axis=1)
+
+    def pairwise(self, X, centers, metric):
+        cp = self.xp
+        centers = self.asarray(centers, X.dtype)
+        n, d = X.shape
+        k = centers.shape[0]
+        out = cp.empty((n, k), dtype=X.dtype)
+        if n:
+            T, D = _dtype_name(X.dtype), self._d_template(d)
+            args = (X, centers, np.int64(n), np.int32(d), np.int32(k), out)
+            self._launch("kmeans.cu", f"pairwise_kernel<{T}, {metric}, {D}>", _grid(n, 4096), _THREADS, args)
+        return out
+
+    def point_costs(self, X, centers, metric, labels):
+        cp = self.xp
+        centers = self.asarray(centers, X.dtype)
+        n, d = X.shape
+        out = cp.empty(n, dtype=X.dtype)
+        if n:
+            T, D = _dtype_name(X.dtype), self._d_template(d)
+            args = (X, centers, labels, np.int64(n), np.int32(d), out)
+            self._launch("kmeans.cu", f"point_costs_kernel<{T}, {metric}, {D}>", _grid(n, 4096), _THREADS, args)
+        return out
+
+
+# ---------------------------------------------------------------------- array-API helpers
+# Written against any NumPy-like namespace ``xp`` (CuPy here; the CPU tests run them with NumPy).
+
+
+def median_from_histogram(xp: Any, hist: Any, lo: float) -> tuple[Any, Any]:
+    """Weighted medians from ``(n_clusters, n_features, n_bins)`` histograms of integer values ``lo + b``.
+
+    Same rule as the CPU kernels: the first value whose cumulative weight
+    reaches half of the cluster's weight; on an exact half, the midpoint with the
+    next occupied value. Returns float64 medians (NaN for clusters of no weight)
+    and the ``(n_clusters,)`` cluster weights.
+    """
+    n_bins = hist.shape[2]
+    weights = hist[:, 0, :].sum(axis=1)
+    cum = xp.cumsum(hist, axis=2)
+    half = 0.5 * weights[:, None]
+    occupied = hist > 0
+    first = xp.argmax((cum >= half[:, :, None]) & occupied, axis=2)
+    at_half = xp.take_along_axis(cum, first[:, :, None], axis=2)[:, :, 0] == half
+    later = occupied & (xp.arange(n_bins)[None, None, :] > first[:, :, None])
+    has_later = later.any(axis=2)
+    second = xp.argmax(later, axis=2)
+    medians = lo + first.astype(xp.float64)
+    medians = xp.where(at_half & has_later, lo + 0.5 * (first + second), medians)
+    medians[weights <= 0] = xp.nan
+    return medians, weights
+
+
+def median_by_sorting(xp: Any, X: Any, sample_weight: Any, labels: Any, n_clusters: int) -> tuple[Any, Any]:
+    """Weighted coordinate-wise medians by sorting each feature by (cluster, value).
+
+    Samples of weight 0 are ignored; same rule as :func:`median_from_histogram`.
+    O(n log n) per feature (radix sorts on the GPU), for data that are not
+    integer-valued or have non-integer weights.
+    """
+    n, d = X.shape
+    keep = xp.flatnonzero(sample_weight > 0)
+    lab = labels[keep]
+    by_label = xp.argsort(lab, kind="stable")
+    lab = lab[by_label]
+    ws = sample_weight[keep].astype(xp.float64)[by_label]
+    counts = xp.bincount(lab, minlength=n_clusters)[:n_clusters]
+    ends = xp.cumsum(counts)
+    starts = ends - counts
+    last = max(int(lab.shape[0]) - 1, 0)
+    medians = xp.empty((n_clusters, d), dtype=xp.float64)
+    weights = xp.zeros(n_clusters, dtype=xp.float64)
+    for f in range(d):
+        values = X[keep, f][by_label].astype(xp.float64)
+        order = xp.argsort(values, kind="stable")
+        order = order[xp.argsort(lab[order], kind="stable")]  # by cluster, then by value
+        v = values[order]
+        cum = xp.cumsum(ws[order])
+        base = xp.where(starts > 0, cum[xp.maximum(starts - 1, 0)], 0.0)
+        total = xp.where(counts > 0, cum[xp.maximum(ends - 1, 0)] - base, 0.0)
+        if f == 0:
+            weights = total
+        half = 0.5 * total
+        below = (cum - base[lab]) < half[lab]  # lab[order] == lab: order keeps the clusters in place
+        pos = xp.minimum(starts + xp.bincount(lab[below], minlength=n_clusters)[:n_clusters], last)
+        med = v[pos]
+        nxt = v[xp.minimum(pos + 1, last)]
+        at_half = (cum[pos] - base) == half
+        med = xp.where(at_half & (pos + 1 < ends) & (nxt > med), 0.5 * (med + nxt), med)
+        medians[:, f] = xp.where(counts > 0, med, xp.nan)
+    return medians, weights
