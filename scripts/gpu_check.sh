@@ -24,7 +24,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >"$OUT_DIR/
 $PY -c "import cupy, gpukmeans; print('cupy', cupy.__version__, 'backends', gpukmeans.available_backends())" \
     | tee -a "$OUT_DIR/gpu.txt"
 
-$PY -m pytest tests/test_cuda.py -m gpu -q -p no:cacheprovider --tb=short --junitxml "$OUT_DIR/tests.xml" 2>&1 \
+TIMEOUT_OPT=()
+if $PY -c "import pytest_timeout" 2>/dev/null; then TIMEOUT_OPT=(--timeout=120); fi  # a hung kernel fails one test
+$PY -m pytest tests/test_cuda.py -m gpu "${TIMEOUT_OPT[@]}" -q -p no:cacheprovider --tb=short --junitxml "$OUT_DIR/tests.xml" 2>&1 \
     | tee "$OUT_DIR/tests.log"
 tests_rc=${PIPESTATUS[0]}
 
