@@ -1,9 +1,12 @@
 """The one Lloyd loop shared by every backend: convergence, empty clusters, statistics.
 
-The driver only calls the backend interface (:class:`gpukmeans.backends.Backend`)
-and array-API functions of ``backend.xp`` on small ``(n_clusters, ...)`` arrays;
-per iteration it brings three scalars to the host (objective, labels changed,
-center shift) plus one flag saying whether a cluster went empty.
+The driver only calls the backend interface (:class:`gpukmeans.backends.Backend`).
+Per-sample arrays (X, weights, labels, costs) stay in the backend's memory and
+are touched only through ``backend.xp``; the small ``(n_clusters, ...)`` arrays
+(centers, sums, weights, candidates) live on the host as NumPy arrays, so on a
+GPU each iteration moves one small array each way (the centers down, the
+objective, the labels changed and the cluster sums up) and the convergence test
+costs no device round trip.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .backends import Backend
 from .metrics import Metric
@@ -20,8 +25,8 @@ from .metrics import Metric
 class LloydResult:
     """Outcome of one Lloyd run (one initialisation)."""
 
-    centers: Any  # (n_clusters, n_features), dtype of X
-    labels: Any  # (n_samples,) int32, the nearest center of each sample
+    centers: Any  # (n_clusters, n_features) backend array, dtype of X
+    labels: Any  # (n_samples,) int32 backend array, the nearest center of each sample
     objective: float  # weighted objective of ``centers`` and ``labels``
     n_iter: int
     history: list[dict] = field(default_factory=list)
@@ -36,39 +41,38 @@ def _relocate_empty_clusters(backend, X, sample_weight, centers, metric, labels,
     is given to that cluster. The caller's ``labels`` are left untouched.
     """
     xp = backend.xp
-    empty = xp.flatnonzero(weights <= 0)
+    empty = np.flatnonzero(weights <= 0)
     costs = backend.point_costs(X, centers, metric.code, labels).astype(xp.float64)
     costs = xp.where(sample_weight > 0, costs, -1.0)  # weightless samples move last
     far = xp.argsort(-costs, kind="stable")[: empty.shape[0]]
     relocated = labels.copy()
-    relocated[far] = empty[: far.shape[0]].astype(labels.dtype)
+    relocated[far] = backend.asarray(empty[: far.shape[0]], labels.dtype)
     return relocated
 
 
 def _candidate_centers(backend, X, sample_weight, labels, sums, centers, rule, metric):
-    """Centers after one update step (float64); clusters with no weight keep their center."""
-    xp = backend.xp
+    """Centers after one update step (float64 NumPy); clusters with no weight keep their center."""
     n_clusters, n_features = centers.shape
-    old = centers.astype(xp.float64)
+    old = centers.astype(np.float64)
     if rule in ("mean", "guarded"):
         if sums is not None:
             weights = sums[:, n_features]
-            mean = sums[:, :n_features] / xp.where(weights > 0, weights, 1.0)[:, None]
+            mean = sums[:, :n_features] / np.where(weights > 0, weights, 1.0)[:, None]
         else:
             mean, weights = backend.update(X, sample_weight, labels, n_clusters, "mean")
-        mean = xp.where((weights > 0)[:, None], mean, old)
+        mean = np.where((weights > 0)[:, None], mean, old)
         if rule == "mean":
             return mean
     median, weights = backend.update(X, sample_weight, labels, n_clusters, "median")
-    median = xp.where((weights > 0)[:, None], median, old)
+    median = np.where((weights > 0)[:, None], median, old)
     if rule == "median":
         return median
     # guarded: per cluster, the best of {current center, median, mean} for the
     # cluster's objective; the current center wins ties, so it never increases.
-    candidates = xp.stack([old, median, mean]).astype(X.dtype)
+    candidates = np.stack([old, median, mean]).astype(X.dtype)
     objectives = backend.objective(X, sample_weight, labels, candidates, metric.code)
-    best = xp.argmin(objectives, axis=0)
-    return candidates[best, xp.arange(n_clusters)].astype(xp.float64)
+    best = np.argmin(objectives, axis=0)
+    return candidates[best, np.arange(n_clusters)].astype(np.float64)
 
 
 def lloyd(
@@ -112,7 +116,7 @@ def lloyd(
     """
     xp = backend.xp
     n_samples, n_features = X.shape
-    centers = centers_init.astype(X.dtype, copy=True)
+    centers = np.array(backend.to_numpy(centers_init), dtype=X.dtype)  # small arrays live on the host
     labels = xp.full(n_samples, -1, dtype=xp.int32)
     history: list[dict] = []
     n_iter = 0
@@ -121,11 +125,11 @@ def lloyd(
         objective, n_changed, sums = backend.assign(X, sample_weight, centers, metric.code, labels, True)
         weights = sums[:, n_features]
         update_labels = labels
-        if bool(xp.any(weights <= 0)):
+        if bool(np.any(weights <= 0)):
             update_labels = _relocate_empty_clusters(backend, X, sample_weight, centers, metric, labels, weights)
             sums = None
         new = _candidate_centers(backend, X, sample_weight, update_labels, sums, centers, rule, metric).astype(X.dtype)
-        shift = float(xp.sum((new.astype(xp.float64) - centers.astype(xp.float64)) ** 2))
+        shift = float(np.sum((new.astype(np.float64) - centers.astype(np.float64)) ** 2))
         centers = new
         elapsed = time.perf_counter() - t0
         history.append(
@@ -151,4 +155,6 @@ def lloyd(
                 print(f"Converged at iteration {n_iter}: center shift {shift:.4g} within tolerance {tol:.4g}.")
             break
     objective, _, _ = backend.assign(X, sample_weight, centers, metric.code, labels, False)
-    return LloydResult(centers=centers, labels=labels, objective=objective, n_iter=n_iter, history=history)
+    return LloydResult(
+        centers=backend.asarray(centers, X.dtype), labels=labels, objective=objective, n_iter=n_iter, history=history
+    )

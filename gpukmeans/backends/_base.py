@@ -2,10 +2,14 @@
 
 A backend owns the arrays (NumPy for ``cpu``, CuPy for ``cuda``) and the
 compiled kernels; the driver (:mod:`gpukmeans._driver`) owns everything else.
-Arrays passed to these methods have already been converted by
+Per-sample arrays passed to these methods have already been converted by
 :meth:`Backend.asarray`: ``X`` C-contiguous float32 or float64 of shape
-``(n_samples, n_features)``, ``sample_weight`` and ``centers`` of the same dtype,
-``labels`` int32. ``metric`` is the integer code of :class:`gpukmeans.metrics.Metric`.
+``(n_samples, n_features)``, ``sample_weight`` of the same dtype, ``labels``
+int32. Small per-cluster arrays cross the interface as host NumPy arrays:
+``centers`` and ``candidates`` come in as NumPy (or backend) arrays of X's
+dtype and the backend moves them if it must; the sums, medians, weights and
+objectives it returns are NumPy float64 arrays (one small copy per call on a
+GPU). ``metric`` is the integer code of :class:`gpukmeans.metrics.Metric`.
 Every sum over samples is accumulated in float64, and the result of every
 method depends only on its inputs (never on thread count or scheduling).
 """
@@ -54,8 +58,8 @@ class Backend(Protocol):
         ``labels`` (IN/OUT) holds the previous labels and receives the index of
         the nearest center (lowest index on ties). Returns the weighted objective,
         the number of labels that changed, and, if ``accumulate``, the
-        ``(n_clusters, n_features + 1)`` float64 weighted coordinate sums with the
-        cluster weights in the last column (zeros otherwise).
+        ``(n_clusters, n_features + 1)`` float64 NumPy weighted coordinate sums
+        with the cluster weights in the last column (zeros otherwise).
         """
 
     def update(self, X: Array, sample_weight: Array, labels: Array, n_clusters: int, rule: str) -> tuple[Array, Array]:
@@ -63,18 +67,18 @@ class Backend(Protocol):
 
         ``rule`` is ``"mean"`` (weighted mean) or ``"median"`` (weighted
         coordinate-wise median, samples of weight 0 ignored). Returns
-        ``(n_clusters, n_features)`` float64 centers, NaN for clusters of no
-        weight, and the ``(n_clusters,)`` float64 cluster weights.
+        ``(n_clusters, n_features)`` float64 NumPy centers, NaN for clusters of
+        no weight, and the ``(n_clusters,)`` float64 NumPy cluster weights.
         """
 
     def objective(self, X: Array, sample_weight: Array, labels: Array, candidates: Array, metric: int) -> Array:
         """Per-cluster weighted objective of ``(n_sets, n_clusters, n_features)`` candidate centers.
 
-        Returns ``(n_sets, n_clusters)`` float64, in one pass over ``X``.
+        Returns ``(n_sets, n_clusters)`` float64 NumPy, in one pass over ``X``.
         """
 
     def pairwise(self, X: Array, centers: Array, metric: int) -> Array:
-        """``(n_samples, n_centers)`` objective terms (squared distance for euclidean)."""
+        """``(n_samples, n_centers)`` backend array of objective terms (squared distance for euclidean)."""
 
     def point_costs(self, X: Array, centers: Array, metric: int, labels: Array) -> Array:
-        """``(n_samples,)`` objective term of each sample to its own center."""
+        """``(n_samples,)`` backend array: objective term of each sample to its own center."""

@@ -70,6 +70,8 @@ class CUDABackend:
             return cp.ascontiguousarray(a, dtype=dtype)
         a = np.asarray(a)
         need = a.size * max(a.dtype.itemsize, dtype.itemsize)
+        if need < 1 << 26:  # small arrays (centers every iteration): no memory check
+            return cp.ascontiguousarray(cp.asarray(a), dtype=dtype)
         free, total = cp.cuda.runtime.memGetInfo()
         free += cp.get_default_memory_pool().free_bytes()
         if need > free:
@@ -190,32 +192,34 @@ class CUDABackend:
             block_sums,
         )
         self._launch("kmeans.cu", f"assign_kernel<{T}, {metric}, {D}>", grid, _THREADS, args, shared)
+        if fused:  # one copy to the host: objective, labels changed and the sums
+            host = cp.concatenate([stats.sum(axis=0), block_sums.sum(axis=0)]).get()
+            return float(host[0]), int(host[1]), host[2:].reshape(k, d + 1)
         objective, n_changed = (float(v) for v in stats.sum(axis=0).get())
-        if not accumulate:
-            sums = cp.zeros((k, d + 1), dtype=cp.float64)
-        elif fused:
-            sums = block_sums.sum(axis=0).reshape(k, d + 1)
+        if accumulate:
+            sums = self._weighted_sums(X, w, has_w, labels, k).get()
         else:
-            sums = self._weighted_sums(X, w, has_w, labels, k)
+            sums = np.zeros((k, d + 1))
         return objective, int(n_changed), sums
 
     def update(self, X, sample_weight, labels, n_clusters, rule):
         w, has_w = self._weights(sample_weight)
         if rule == "mean":
-            return means_from_sums(self._weighted_sums(X, w, has_w, labels, n_clusters))
+            return means_from_sums(self._weighted_sums(X, w, has_w, labels, n_clusters).get())
         if rule == "median":
             is_integer, lo, hi = self._integer_range(X)
             n_bins = histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
             if n_bins and self._integer_weights(sample_weight):
                 return self._median_histogram(X, w, has_w, labels, n_clusters, lo, n_bins)
-            return self._median_sort(X, sample_weight, labels, n_clusters)
+            medians, weights = median_by_sorting(self.xp, X, sample_weight, labels, n_clusters)
+            return medians.get(), weights.get()
         raise ValueError(f"Unknown update rule {rule!r}.")
 
     def _median_histogram(self, X, w, has_w, labels, n_clusters, lo, n_bins):
         """Weighted median of integer-valued X with integer weights: per-cluster histograms, O(n)."""
         cp = self.xp
         n, d = X.shape
-        hist = cp.zeros((n_clusters, d, n_bins), dtype=cp.float64)
+        hist = cp.zeros((n_clusters, d, n_bins), dtype=cp.uint64)
         cells = hist.size
         use_shared = cells * 8 <= self._smem_max
         args = (
@@ -234,10 +238,7 @@ class CUDABackend:
         shared = cells * 8 if use_shared else 0
         grid = _grid(n, _HIST_BLOCKS)
         self._launch("kmeans.cu", f"histogram_kernel<{_dtype_name(X.dtype)}>", grid, 256, args, shared)
-        return median_from_histogram(cp, hist, lo)
-
-    def _median_sort(self, X, sample_weight, labels, n_clusters):
-        return median_by_sorting(self.xp, X, sample_weight, labels, n_clusters)
+        return median_from_histogram(np, hist.get().astype(np.float64), lo)  # small: finished on the host
 
     def objective(self, X, sample_weight, labels, candidates, metric):
         cp = self.xp
@@ -256,7 +257,7 @@ class CUDABackend:
             expr = f"objectives_kernel<{T}, {metric}, {D}>"
             self._launch("kmeans.cu", expr, grid, _THREADS, args, _slot_bytes(n_slots))
             out.append(block.sum(axis=0).reshape(n_sets, j1 - j0))
-        return cp.concatenate(out, axis=1)
+        return cp.concatenate(out, axis=1).get()
 
     def pairwise(self, X, centers, metric):
         cp = self.xp

@@ -108,10 +108,7 @@ def kernel(cupy: Any, file: str, expression: str, shared_bytes: int = 0) -> Any:
             entry = [module.get_function(expression), 48 * 1024]
             _KERNELS[key] = entry
         if shared_bytes > entry[1]:
-            driver = cupy.cuda.driver
-            driver.funcSetAttribute(
-                entry[0].ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, int(shared_bytes)
-            )
+            entry[0].max_dynamic_shared_size_bytes = int(shared_bytes)  # CuPy's RawKernel attribute
             entry[1] = shared_bytes
     return entry[0]
 

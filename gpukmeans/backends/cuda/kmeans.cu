@@ -21,8 +21,8 @@
 // Kernels that accumulate per cluster take a cluster range [j0, j1): the caller splits k into
 // ranges whose slots fit in shared memory, and samples outside the range are skipped.
 //
-// The histogram kernel (weighted median of integer-valued data) uses atomic adds of double
-// weights: it is only called with integer-valued weights, whose sums are exact in any order.
+// The histogram kernel (weighted median of integer-valued data) uses atomic adds of 64-bit integer
+// counts: it is only called with integer-valued weights, whose sums are exact in any order.
 
 namespace gk {
 
@@ -95,14 +95,24 @@ __device__ __forceinline__ double block_sum(double value, double* red) {
 }
 
 // s[f] += w * x[f] for every feature, then s[d] += w (one cluster's d + 1 slots).
+// With unit weights (has_weight == 0) the products are skipped: w * x == x exactly.
 template <int D, typename T>
-__device__ __forceinline__ void add_row(double* s, const Row<T, D>& x, double w, int d) {
+__device__ __forceinline__ void add_row(double* s, const Row<T, D>& x, double w, int d, int has_weight) {
     if (D > 0) {
+        if (has_weight) {
 #pragma unroll
-        for (int f = 0; f < (D > 0 ? D : 1); ++f) s[f] += w * (double)x[f];
-        s[D] += w;
+            for (int f = 0; f < (D > 0 ? D : 1); ++f) s[f] += w * (double)x[f];
+        } else {
+#pragma unroll
+            for (int f = 0; f < (D > 0 ? D : 1); ++f) s[f] += (double)x[f];
+        }
+        s[D > 0 ? D : 0] += w;
     } else {
-        for (int f = 0; f < d; ++f) s[f] += w * (double)x[f];
+        if (has_weight) {
+            for (int f = 0; f < d; ++f) s[f] += w * (double)x[f];
+        } else {
+            for (int f = 0; f < d; ++f) s[f] += (double)x[f];
+        }
         s[d] += w;
     }
 }
@@ -118,12 +128,57 @@ constexpr int UNROLL = 4;  // samples in flight per thread and loop trip
 // ---------------------------------------------------------------------------------------------
 // assign: labels[i] = argmin_j term(X[i], centers[j]) (lowest j on ties), one pass over X.
 //   IN  X (n, d), sample_weight (n) [read only if has_weight], centers (k, d)
-//   INOUT labels (n) int32: previous labels in, nearest centers out
+//   INOUT labels (n) int32: previous labels in, nearest centers out (written only where they change)
 //   OUT block_stats (gridDim.x, 2): weighted objective and number of changed labels per block
 //       block_sums (gridDim.x, k * (d + 1)) if accumulate: per-cluster weighted coordinate sums
 //       and, in the last of each cluster's d + 1 slots, the cluster weight
 // Shared memory: red (blockDim.x doubles), slots (blockDim.x * (n_slots | 1) doubles if
 // accumulate), centers (k * d T) if centers_in_shared.
+// Each thread takes UNROLL samples per trip (grid-stride), loads them first, then runs the centers
+// in the outer loop: one read of a center's coordinates serves UNROLL samples (register blocking).
+namespace gk {
+
+template <typename T, int METRIC, int D>
+__device__ __forceinline__ void nearest(const Row<T, D> (&x)[UNROLL], const T* __restrict__ C, int d, int k,
+                                        T (&best)[UNROLL], int (&best_j)[UNROLL]) {
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+        best[u] = inf_value<T>();
+        best_j[u] = 0;
+    }
+    if (D > 0) {
+        constexpr int DD = D > 0 ? D : 1;
+        for (int j = 0; j < k; ++j) {
+            T c[DD];
+#pragma unroll
+            for (int f = 0; f < DD; ++f) c[f] = C[j * DD + f];
+#pragma unroll
+            for (int u = 0; u < UNROLL; ++u) {
+                T acc = T(0);
+#pragma unroll
+                for (int f = 0; f < DD; ++f) acc = term<METRIC>(acc, x[u][f] - c[f]);
+                if (acc < best[u]) {
+                    best[u] = acc;
+                    best_j[u] = j;
+                }
+            }
+        }
+    } else {
+        for (int j = 0; j < k; ++j) {
+#pragma unroll
+            for (int u = 0; u < UNROLL; ++u) {
+                T acc = distance<METRIC, D>(x[u], C + j * d, d);
+                if (acc < best[u]) {
+                    best[u] = acc;
+                    best_j[u] = j;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace gk
+
 template <typename T, int METRIC, int D>
 __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sample_weight, int has_weight,
                               const T* __restrict__ centers, long long n, int d, int k,
@@ -135,11 +190,8 @@ __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sam
     const int n_slots = accumulate ? k * (d + 1) : 0;
     const int stride = n_slots | 1;
     T* c_sh = reinterpret_cast<T*>(slots + (accumulate ? blockDim.x * stride : 0));
-    const T* C = centers;
-    if (centers_in_shared) {
+    if (centers_in_shared)
         for (int e = threadIdx.x; e < k * d; e += blockDim.x) c_sh[e] = centers[e];
-        C = c_sh;
-    }
     if (accumulate) gk::zero(slots, blockDim.x * stride);
     __syncthreads();
     double* my = slots + threadIdx.x * stride;
@@ -152,32 +204,27 @@ __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sam
         int old[gk::UNROLL];
 #pragma unroll
         for (int u = 0; u < gk::UNROLL; ++u) {
-            long long i = base + u * step;
-            if (i < n) {
-                x[u].load(X, i, d);
-                old[u] = labels[i];
-            }
+            const long long i = base + u * step;
+            x[u].load(X, i < n ? i : base, d);  // past the end: a copy of the first sample, ignored below
+            old[u] = i < n ? labels[i] : 0;
         }
+        T best[gk::UNROLL];
+        int best_j[gk::UNROLL];
+        if (centers_in_shared)
+            gk::nearest<T, METRIC, D>(x, c_sh, d, k, best, best_j);
+        else
+            gk::nearest<T, METRIC, D>(x, centers, d, k, best, best_j);
 #pragma unroll
         for (int u = 0; u < gk::UNROLL; ++u) {
-            long long i = base + u * step;
+            const long long i = base + u * step;
             if (i < n) {
-                T best = gk::inf_value<T>();
-                int best_j = 0;
-                for (int j = 0; j < k; ++j) {
-                    T dist = gk::distance<METRIC, D>(x[u], C + j * d, d);
-                    if (dist < best) {
-                        best = dist;
-                        best_j = j;
-                    }
-                }
-                double wi = has_weight ? (double)sample_weight[i] : 1.0;
-                objective += wi * (double)best;
-                if (old[u] != best_j) {
+                const double wi = has_weight ? (double)sample_weight[i] : 1.0;
+                objective += wi * (double)best[u];
+                if (old[u] != best_j[u]) {
                     changed += 1.0;
-                    labels[i] = best_j;
+                    labels[i] = best_j[u];
                 }
-                if (accumulate) gk::add_row(my + best_j * (d + 1), x[u], wi, d);
+                if (accumulate) gk::add_row(my + best_j[u] * (d + 1), x[u], wi, d, has_weight);
             }
         }
     }
@@ -211,7 +258,7 @@ __global__ void sums_kernel(const T* __restrict__ X, const T* __restrict__ sampl
         gk::Row<T, D> x;
         x.load(X, i, d);
         double wi = has_weight ? (double)sample_weight[i] : 1.0;
-        gk::add_row(my + (j - j0) * (d + 1), x, wi, d);
+        gk::add_row(my + (j - j0) * (d + 1), x, wi, d, has_weight);
     }
     gk::reduce_slots(slots, n_slots, stride, block_sums + (long long)blockIdx.x * n_slots);
 }
@@ -275,33 +322,45 @@ __global__ void point_costs_kernel(const T* __restrict__ X, const T* __restrict_
 
 // ---------------------------------------------------------------------------------------------
 // histogram: hist[j, f, b] += w_i for every sample i of cluster j with X[i, f] == lo + b.
-// X must hold integers in [lo, lo + n_bins) and the weights must be integers (exact sums).
-//   INOUT hist (k, d, n_bins) double, zeroed by the caller.
-// With use_shared, each block first counts into shared memory (k * d * n_bins doubles).
+// X must hold integers in [lo, lo + n_bins) and the weights must be non-negative integers: counts
+// are 64-bit integers (exact, so the order of the atomic adds does not matter).
+//   INOUT hist (k, d, n_bins) uint64, zeroed by the caller.
+// With use_shared, each block first counts into shared memory (k * d * n_bins uint64).
+namespace gk {
+
 template <typename T>
-__global__ void histogram_kernel(const T* __restrict__ X, const T* __restrict__ sample_weight, int has_weight,
-                                 const int* __restrict__ labels, long long n, int d, int k, double lo, int n_bins,
-                                 int use_shared, double* __restrict__ hist) {
-    extern __shared__ double smem[];
-    const int cells = k * d * n_bins;
-    double* h = use_shared ? smem : hist;
-    if (use_shared) {
-        gk::zero(smem, cells);
-        __syncthreads();
-    }
+__device__ __forceinline__ void count_samples(const T* __restrict__ X, const T* __restrict__ sample_weight,
+                                              int has_weight, const int* __restrict__ labels, long long n, int d,
+                                              double lo, int n_bins, unsigned long long* h) {
     const long long step = (long long)gridDim.x * blockDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        double wi = has_weight ? (double)sample_weight[i] : 1.0;
-        if (wi == 0.0) continue;
-        double* row = h + (long long)labels[i] * d * n_bins;
+        const unsigned long long wi = has_weight ? (unsigned long long)sample_weight[i] : 1ULL;
+        if (wi == 0ULL) continue;
+        unsigned long long* row = h + (long long)labels[i] * d * n_bins;
         for (int f = 0; f < d; ++f) {
-            int b = (int)((double)X[i * d + f] - lo);
+            const int b = (int)((double)X[i * d + f] - lo);
             atomicAdd(row + f * n_bins + b, wi);
         }
     }
-    if (use_shared) {
-        __syncthreads();
-        for (int e = threadIdx.x; e < cells; e += blockDim.x)
-            if (smem[e] != 0.0) atomicAdd(hist + e, smem[e]);
+}
+
+}  // namespace gk
+
+template <typename T>
+__global__ void histogram_kernel(const T* __restrict__ X, const T* __restrict__ sample_weight, int has_weight,
+                                 const int* __restrict__ labels, long long n, int d, int k, double lo, int n_bins,
+                                 int use_shared, unsigned long long* __restrict__ hist) {
+    extern __shared__ double smem[];
+    if (!use_shared) {
+        gk::count_samples(X, sample_weight, has_weight, labels, n, d, lo, n_bins, hist);
+        return;
     }
+    unsigned long long* sh = reinterpret_cast<unsigned long long*>(smem);
+    const int cells = k * d * n_bins;
+    for (int e = threadIdx.x; e < cells; e += blockDim.x) sh[e] = 0ULL;
+    __syncthreads();
+    gk::count_samples(X, sample_weight, has_weight, labels, n, d, lo, n_bins, sh);
+    __syncthreads();
+    for (int e = threadIdx.x; e < cells; e += blockDim.x)
+        if (sh[e] != 0ULL) atomicAdd(hist + e, sh[e]);
 }
