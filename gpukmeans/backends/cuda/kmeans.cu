@@ -30,13 +30,17 @@ template <typename T> __device__ __forceinline__ T inf_value();
 template <> __device__ __forceinline__ float inf_value<float>() { return __int_as_float(0x7f800000); }
 template <> __device__ __forceinline__ double inf_value<double>() { return __longlong_as_double(0x7ff0000000000000LL); }
 
-// Fold one coordinate difference into a distance accumulator.
+__device__ __forceinline__ float absolute(float v) { return fabsf(v); }
+__device__ __forceinline__ double absolute(double v) { return fabs(v); }
+__device__ __forceinline__ float maximum(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ double maximum(double a, double b) { return fmax(a, b); }
+
+// Fold one coordinate difference into a distance accumulator (no NaN here: X was checked).
 template <int METRIC, typename T>
 __device__ __forceinline__ T term(T acc, T diff) {
     if (METRIC == 0) return acc + diff * diff;
-    T a = diff < T(0) ? -diff : diff;
-    if (METRIC == 1) return acc + a;
-    return acc < a ? a : acc;
+    if (METRIC == 1) return acc + absolute(diff);
+    return maximum(acc, absolute(diff));
 }
 
 // One sample's coordinates: in registers when D > 0, a pointer into X when D == 0.
