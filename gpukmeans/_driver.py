@@ -20,6 +20,9 @@ import numpy as np
 from .backends import Backend
 from .metrics import Metric
 
+#: Relative margin by which a guarded-update candidate must beat the center it replaces.
+_TIE_RTOL = 1e-10
+
 
 @dataclass
 class LloydResult:
@@ -68,10 +71,18 @@ def _candidate_centers(backend, X, sample_weight, labels, sums, centers, rule, m
     if rule == "median":
         return median
     # guarded: per cluster, the best of {current center, median, mean} for the
-    # cluster's objective; the current center wins ties, so it never increases.
+    # cluster's objective, so it never increases. The current center wins ties,
+    # then the median: a candidate must be lower by more than _TIE_RTOL, since
+    # exact ties are common (a weighted median on a flat stretch of the L1
+    # objective) and backends summing in different orders round them differently.
     candidates = np.stack([old, median, mean]).astype(X.dtype)
     objectives = backend.objective(X, sample_weight, labels, candidates, metric.code)
-    best = np.argmin(objectives, axis=0)
+    best = np.zeros(n_clusters, dtype=np.intp)
+    best_objective = objectives[0].copy()
+    for s in (1, 2):
+        better = objectives[s] < best_objective - _TIE_RTOL * np.abs(best_objective)
+        best[better] = s
+        best_objective[better] = objectives[s][better]
     return candidates[best, np.arange(n_clusters)].astype(np.float64)
 
 
