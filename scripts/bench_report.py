@@ -82,6 +82,7 @@ class Run:
                 self.others.append(bench)
         self.bandwidth.sort()
         self.rechecks: list[Run] = []
+        self.gpu_run: Run | None = None  # a separate GPU run (--gpu)
         self.results: dict = {}
         for key, by_iter in runs.items():
             self.results[key] = _summarise(by_iter)
@@ -208,7 +209,10 @@ def machine_section(run: Run) -> str:
         f"L3 {caches.get('L3 cache', '?')}; SIMD: {', '.join(m.get('cpu_flags', [])) or '?'}."
     )
     gpus = m.get("gpus") or []
-    lines.append(f"- GPU: {', '.join(gpus) if gpus else 'none (the GPU path is unmeasured in this run)'}.")
+    none = "none in this run" + (
+        " (GPU figures: see the GPU section)" if run.gpu_run else ": the GPU path is unmeasured"
+    )
+    lines.append(f"- GPU: {', '.join(gpus) if gpus else none}.")
     lines.append(f"- OS: {m.get('platform', '?')}.")
     libs = ", ".join(f"{k} {val}" if val else f"{k} not installed" for k, val in v.items())
     lines.append(f"- Versions: {libs}.")
@@ -386,7 +390,7 @@ def targets_section(run: Run) -> str:
                         _ok(r <= 1.5),
                     ]
                 )
-    rows.append(["GPU: within 2x of the HBM read floor", "100M x 3", "unmeasured (no GPU in this run)", "open"])
+    rows += gpu_target_rows(run)
     lines.append(table(["target", "case (k=8, float32)", "measured", "status"], rows))
     return "\n".join(lines) + "\n"
 
@@ -762,16 +766,111 @@ def plots(run: Run, outdir: Path, md_dir: Path) -> tuple[str, list[Path]]:
 
 
 def gpu_section(run: Run) -> str:
-    if any(k[3] == "cuda" for k in run.results):
-        return ""
-    return (
-        "## GPU\n\n"
-        "**The GPU path is unmeasured.** This run had no GPU, and gpukmeans has no CUDA backend yet "
-        "(`get_backend('cuda')` raises). `benchmarks/bench_gpu.py` already holds the GPU cases (pixels up to "
-        "100M x 3, embeddings 1M x 64), the HBM bandwidth measurement and the peers (faiss-gpu, a PyTorch k-means "
-        "written the usual way with `torch.cdist` + `argmin` + `index_add_`); they skip themselves with the reason "
-        "(listed below) and will run on a machine with a GPU, CuPy and those libraries.\n\n"
+    g = run.gpu_run
+    if g is None and any(k[3] == "cuda" for k in run.results):
+        g = run
+    if g is None:
+        return (
+            "## GPU\n\n"
+            "**The GPU path is unmeasured in this report.** Run `bash scripts/gpu_check.sh` on a machine with an "
+            "NVIDIA GPU and CuPy, then pass its `bench-gpu.json` with `--gpu`.\n\n"
+        )
+    m = g.machine
+    gpus = ", ".join(m.get("gpus") or ["?"])
+    lines = [
+        "## GPU\n",
+        f"From `{os.path.basename(g.path)}`: a run of `scripts/gpu_check.sh` on {gpus} "
+        f"(host {m.get('cpu_model', '?')}, {m.get('logical_cpus', '?')} cores; started {g.meta.get('started', '?')}). "
+        "X is copied to the device once, outside the timings; every timed fit ends with a device synchronisation; "
+        "ms/iter is the marginal time of one Lloyd iteration (long minus short fit, divided by the extra "
+        "iterations), as on the CPU.\n",
+    ]
+    if g.gpu_bandwidth:
+        lines.append(
+            f"Read floor: a CuPy sum over 1 GiB ran at {g.gpu_bandwidth:.0f} GB/s; the floor of a case is the bytes "
+            "of X divided by that rate (one read of X per iteration).\n"
+        )
+    rows = []
+    ours = sorted(
+        ((k, r) for k, r in g.results.items() if k[0] == "gpukmeans" and k[3] == "cuda"),
+        key=lambda kr: (kr[1]["info"]["data"], kr[1]["info"]["n_samples"], kr[1]["info"]["n_clusters"], kr[0][2]),
     )
+    for (_, _, cid, _), r in ours:
+        i = r["info"]
+        floor, _ = g.floor(i)
+        torch = g.get("torch", cid, device="cuda")
+        o = r["per_iter"]
+        rows.append(
+            [
+                case_label(i),
+                f"{i['metric']} / {i['update']}",
+                ms(o),
+                f"{i['x_bytes'] / o / 1e9:,.0f}" if o else "n/a",
+                ratio(o, floor),
+                ms(torch["per_iter"]) if torch else "",
+                ratio(torch["per_iter"], o) if torch else "",
+            ]
+        )
+    lines.append(
+        table(
+            [
+                "case",
+                "metric / update",
+                "ms/iter",
+                "GB/s of X",
+                "x read floor",
+                "PyTorch ms/iter",
+                "gpukmeans x faster",
+            ],
+            rows,
+        )
+    )
+    sil = [
+        b for b in g.others if b.get("extra_info", {}).get("device") == "cuda" and "silhouette" in b.get("group", "")
+    ]
+    if sil:
+        srows = []
+        for b in sorted(sil, key=lambda b: b["name"]):
+            e = b["extra_info"]
+            srows.append(
+                [b["group"].split()[-1], e.get("path", "?"), f"{e.get('n_samples', 0):,}", sec(b["stats"]["median"])]
+            )
+        lines.append("Exact silhouette of the Aral crop (179,400 pixels, k = 3) on the GPU:\n")
+        lines.append(table(["metric", "path", "samples", "seconds"], srows))
+    profile = Path(g.path).with_suffix(".profile.txt")
+    if profile.exists():
+        lines.append(
+            "Where the time of one iteration goes at 100M x 3 (`scripts/gpu_profile.py`, same machine, best of 10 "
+            "timed with CUDA events; `x read` is the time over one CuPy read of X):\n\n```\n"
+            + profile.read_text().strip()
+            + "\n```\n"
+        )
+    notes = Path(g.path).with_suffix(".notes.md")
+    if notes.exists():
+        lines.append(notes.read_text().strip() + "\n")
+    skipped = g.meta.get("skipped") or []
+    if skipped:
+        reasons = sorted({s["reason"] for s in skipped})
+        lines.append("Skipped in the GPU run: " + "; ".join(reasons) + ".\n")
+    return "\n".join(lines) + "\n"
+
+
+def gpu_target_rows(run: Run) -> list[list[str]]:
+    g = run.gpu_run or run
+    rows = []
+    for metric, update in METRIC_UPDATES:
+        r = g.get("gpukmeans", case_id("pixels", 100_000_000, 3, 8, "float32", metric, update), device="cuda")
+        if r is None or r["per_iter"] is None:
+            continue
+        floor, _ = g.floor(r["info"])
+        if floor:
+            x = r["per_iter"] / floor
+            rows.append(
+                [f"GPU {metric} ({update}) within 2x of the HBM read floor", "100M x 3", f"{x:.1f}x", _ok(x <= 2)]
+            )
+    if not rows:
+        rows.append(["GPU: within 2x of the HBM read floor", "100M x 3", "unmeasured (no GPU run given)", "open"])
+    return rows
 
 
 def render(run: Run, md_path: Path, plot_dir: Path, notes: str | None) -> str:
@@ -793,7 +892,13 @@ def render(run: Run, md_path: Path, plot_dir: Path, notes: str | None) -> str:
         "# gpukmeans benchmarks\n",
         f"Generated by `scripts/bench_report.py` from `{os.path.relpath(run.path, md_path.parent)}` "
         f"(a real run on {m.get('cpu_model', '?')}, {m.get('logical_cpus', '?')} cores"
-        f"{', GPU ' + ', '.join(m['gpus']) if m.get('gpus') else ', no GPU'}).\n",
+        f"{', GPU ' + ', '.join(m['gpus']) if m.get('gpus') else ', no GPU'})"
+        + (
+            f"; the GPU section comes from `{os.path.relpath(run.gpu_run.path, md_path.parent)}`, a run on "
+            f"{', '.join(run.gpu_run.machine.get('gpus') or ['?'])}.\n"
+            if run.gpu_run
+            else ".\n"
+        ),
     ]
     if summary:
         parts.append(
@@ -851,11 +956,34 @@ def readme_paragraph(run: Run) -> str:
         + "; ".join(bits)
         + ". "
         + _targets_sentence(run)
-        + "Manhattan and chebyshev, other k, more features, float64, compile time, memory and the GPU status are "
+        + _gpu_sentence(run)
+        + "Manhattan and chebyshev, other k, more features, float64, compile time, memory and the GPU figures are "
         "in [BENCHMARKS.md](BENCHMARKS.md). Reproduce with `pip install -e .[bench]` and "
         "`python scripts/bench_report.py --run` (about 15 minutes on 2 cores); CI runs a smoke pass "
         "(`GPUKMEANS_BENCH_N=20000 pytest benchmarks -q --benchmark-disable`).\n"
     )
+
+
+def _gpu_sentence(run: Run) -> str:
+    g = run.gpu_run
+    if g is None:
+        return ""
+    cid = case_id("pixels", 100_000_000, 3, 8, "float32")
+    ours, torch = g.get("gpukmeans", cid, device="cuda"), g.get("torch", cid, device="cuda")
+    if not ours or not ours["per_iter"]:
+        return ""
+    floor, _ = g.floor(ours["info"])
+    bits = [f"{ms(ours['per_iter'])} ms per iteration at 100M x 3"]
+    if floor:
+        bits.append(
+            f"{ours['per_iter'] / floor:.1f}x the time of one read of X (target 2x: missed)"
+            if ours["per_iter"] / floor > 2
+            else f"{ours['per_iter'] / floor:.1f}x one read of X"
+        )
+    if torch and torch["per_iter"]:
+        bits.append(_vs(torch["per_iter"] / ours["per_iter"], "a PyTorch cdist k-means"))
+    gpus = ", ".join(g.machine.get("gpus") or ["?"])
+    return f'On {gpus} (`backend="cuda"`) the same euclidean case runs at ' + ", ".join(bits) + ". "
 
 
 def compact_json(path: Path) -> None:
@@ -911,6 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", default=str(ROOT / "benchmarks" / "plots"), help="folder for the PNG plots")
     parser.add_argument("--readme", help="also write the README's benchmark paragraph to this file")
     parser.add_argument("--compact", action="store_true", help="rewrite the JSON compactly (as --run does)")
+    parser.add_argument("--gpu", help="pytest-benchmark JSON of a GPU run (scripts/gpu_check.sh): the GPU section")
     parser.add_argument(
         "--recheck",
         action="append",
@@ -941,6 +1070,9 @@ def main(argv: list[str] | None = None) -> int:
             compact_json(Path(extra))
         with open(extra) as fh:
             run.rechecks.append(Run(json.load(fh), extra))
+    if args.gpu:
+        with open(args.gpu) as fh:
+            run.gpu_run = Run(json.load(fh), args.gpu)
     notes_path = path.with_suffix(".notes.md")
     notes = notes_path.read_text() if notes_path.exists() else None
     out = Path(args.output)
