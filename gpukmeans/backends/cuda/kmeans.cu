@@ -242,32 +242,48 @@ __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sam
 }
 
 // ---------------------------------------------------------------------------------------------
+// The skeleton of the per-cluster accumulating kernels: each thread adds the samples it visits
+// (grid-stride) that belong to clusters j0 <= j < j1 into its own n_slots float64 slots, with
+// add(my_slots, j, x, w); the block then sums the slots in thread order into block_out (n_slots).
+namespace gk {
+
+template <typename T, int D, typename Add>
+__device__ __forceinline__ void accumulate_by_cluster(const T* __restrict__ X, const T* __restrict__ sample_weight,
+                                                      int has_weight, const int* __restrict__ labels, long long n,
+                                                      int d, int j0, int j1, int n_slots, double* __restrict__ block_out,
+                                                      Add add) {
+    extern __shared__ double smem[];
+    const int stride = n_slots | 1;
+    double* slots = smem;
+    zero(slots, blockDim.x * stride);
+    __syncthreads();
+    double* my = slots + threadIdx.x * stride;
+    const long long step = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
+        const int j = labels[i];
+        if (j < j0 || j >= j1) continue;
+        Row<T, D> x;
+        x.load(X, i, d);
+        add(my, j, x, has_weight ? (double)sample_weight[i] : 1.0);
+    }
+    reduce_slots(slots, n_slots, stride, block_out + (long long)blockIdx.x * n_slots);
+}
+
+}  // namespace gk
+
 // weighted_sums: per-cluster weighted coordinate sums and weights of clusters j0 <= j < j1.
 //   OUT block_sums (gridDim.x, (j1 - j0) * (d + 1))
 template <typename T, int D>
 __global__ void sums_kernel(const T* __restrict__ X, const T* __restrict__ sample_weight, int has_weight,
                             const int* __restrict__ labels, long long n, int d, int j0, int j1,
                             double* __restrict__ block_sums) {
-    extern __shared__ double smem[];
-    const int n_slots = (j1 - j0) * (d + 1);
-    const int stride = n_slots | 1;
-    double* slots = smem;
-    gk::zero(slots, blockDim.x * stride);
-    __syncthreads();
-    double* my = slots + threadIdx.x * stride;
-    const long long step = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        int j = labels[i];
-        if (j < j0 || j >= j1) continue;
-        gk::Row<T, D> x;
-        x.load(X, i, d);
-        double wi = has_weight ? (double)sample_weight[i] : 1.0;
-        gk::add_row(my + (j - j0) * (d + 1), x, wi, d, has_weight);
-    }
-    gk::reduce_slots(slots, n_slots, stride, block_sums + (long long)blockIdx.x * n_slots);
+    auto add = [=](double* my, int j, const gk::Row<T, D>& x, double w) {
+        gk::add_row(my + (j - j0) * (d + 1), x, w, d, has_weight);
+    };
+    gk::accumulate_by_cluster<T, D>(X, sample_weight, has_weight, labels, n, d, j0, j1, (j1 - j0) * (d + 1),
+                                    block_sums, add);
 }
 
-// ---------------------------------------------------------------------------------------------
 // cluster_objectives: per candidate set s and cluster j0 <= j < j1, the weighted objective of
 // candidates[s, j] over the samples labelled j.
 //   IN candidates (n_sets, k, d)
@@ -276,27 +292,15 @@ template <typename T, int METRIC, int D>
 __global__ void objectives_kernel(const T* __restrict__ X, const T* __restrict__ sample_weight, int has_weight,
                                   const int* __restrict__ labels, const T* __restrict__ candidates, long long n,
                                   int d, int k, int n_sets, int j0, int j1, double* __restrict__ block_obj) {
-    extern __shared__ double smem[];
     const int width = j1 - j0;
-    const int n_slots = n_sets * width;
-    const int stride = n_slots | 1;
-    double* slots = smem;
-    gk::zero(slots, blockDim.x * stride);
-    __syncthreads();
-    double* my = slots + threadIdx.x * stride;
-    const long long step = (long long)gridDim.x * blockDim.x;
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {
-        int j = labels[i];
-        if (j < j0 || j >= j1) continue;
-        gk::Row<T, D> x;
-        x.load(X, i, d);
-        double wi = has_weight ? (double)sample_weight[i] : 1.0;
+    auto add = [=](double* my, int j, const gk::Row<T, D>& x, double w) {
         for (int s = 0; s < n_sets; ++s) {
-            T dist = gk::distance<METRIC, D>(x, candidates + ((long long)s * k + j) * d, d);
-            my[s * width + (j - j0)] += wi * (double)dist;
+            const T dist = gk::distance<METRIC, D>(x, candidates + ((long long)s * k + j) * d, d);
+            my[s * width + (j - j0)] += w * (double)dist;
         }
-    }
-    gk::reduce_slots(slots, n_slots, stride, block_obj + (long long)blockIdx.x * n_slots);
+    };
+    gk::accumulate_by_cluster<T, D>(X, sample_weight, has_weight, labels, n, d, j0, j1, n_sets * width, block_obj,
+                                    add);
 }
 
 // ---------------------------------------------------------------------------------------------
