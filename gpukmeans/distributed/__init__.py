@@ -8,9 +8,10 @@ else changes: same parameters, same attributes, same answer.
 How a fit runs
 --------------
 - The data are persisted once (in the input dtype, one chunk along features);
-  each Lloyd iteration maps the CPU kernels over the row chunks, one task per
-  chunk, and only per-chunk statistics come back: ``(k, d + 1)`` weighted sums
-  and weights, the objective and the number of changed labels. The client
+  each Lloyd iteration maps the kernels over the row chunks, one task per
+  chunk (NumPy chunks: the numba CPU kernels; CuPy chunks: the CUDA
+  backend), and only per-chunk statistics come back: ``(k, d + 1)`` weighted
+  sums and weights, the objective and the number of changed labels. The client
   reduces them in chunk order and the next centers travel with the next tasks.
   The samples never leave the workers.
 - The Lloyd loop is the in-memory one (:func:`gpukmeans._driver.lloyd`), run on
@@ -29,7 +30,8 @@ How a fit runs
   midpoint rule). Same definition and result as the in-memory median.
 - ``labels_`` is a persisted Dask array (int32, the input's row chunks);
   ``predict`` and ``transform`` return lazy Dask arrays with the input's row
-  chunks; ``cluster_centers_`` is a NumPy array, so the fitted estimator also
+  chunks, of the input's chunk type (CuPy chunks give CuPy chunks);
+  ``cluster_centers_`` is a NumPy array, so the fitted estimator also
   predicts on NumPy input.
 
 Initialisation
@@ -53,8 +55,20 @@ An active ``distributed.Client`` is used as is (a ``LocalCluster``, a
 ``dask-cuda`` cluster, a remote one); a scheduler set with
 ``dask.config.set(scheduler=...)`` is honoured; otherwise the first fit starts
 a ``LocalCluster`` and makes its client the default. Inside each task the numba
-kernels use ``cores // (Dask threads on the host)`` threads. CuPy chunks are
-accepted and copied to the host inside each task (there is no CUDA backend yet).
+kernels use ``cores // (Dask threads on the host)`` threads.
+
+CuPy chunks
+-----------
+A Dask array whose chunks are CuPy arrays (``da.from_array(cupy_array)``,
+``X.map_blocks(cupy.asarray)``, or a ``dask-cuda`` cluster) is clustered on the
+GPU: each task runs the CUDA backend (:mod:`gpukmeans.backends.cuda`) on its
+chunk, and only the small statistics come to the host, where they are reduced
+in chunk order as for NumPy chunks, so the fit equals the in-memory one.
+Median updates use the GPU histogram kernel (integer-valued data) or a radix
+select counted on the GPU; a chunk with non-integer weights has those counts
+made on the host from a copy of the chunk. A task runs on its thread's current
+GPU, which must hold its chunk: one GPU per worker, as ``dask-cuda`` sets up,
+or the threaded scheduler on a single GPU.
 
 A worker lost during a fit is handled by Dask: its tasks are retried and lost
 chunks recomputed from their lineage, so the fit finishes with the same

@@ -1,10 +1,13 @@
 """A backend whose arrays are Dask arrays: the shared Lloyd driver runs on it unchanged.
 
 :class:`DaskBackend` implements :class:`gpukmeans.backends.Backend` by mapping
-the CPU kernels over the row chunks of a Dask array (one task per chunk) and
+the kernels over the row chunks of a Dask array (one task per chunk) and
 reducing the small per-chunk statistics on the client, in chunk order: weighted
 sums ``(k, d + 1)``, objectives, label-change counts, histograms. Only centers
-and these statistics travel; the samples stay where Dask keeps them.
+and these statistics travel; the samples stay where Dask keeps them. Each task
+runs the kernels of its chunk's array type (:mod:`._chunks`): numba for NumPy
+chunks, the CUDA backend for CuPy chunks, whose labels, distances and costs
+stay CuPy arrays on the GPU (per-sample Dask results have CuPy chunks then).
 
 What the driver sees:
 
@@ -37,23 +40,17 @@ import dask.array as da
 import numba
 import numpy as np
 from dask import delayed
+from dask.array.utils import meta_from_array
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from ..backends import _numba_kernels as k
 from ..backends._base import means_from_sums
 from . import _kernels as rk
+from ._chunks import full_labels, kernels_for, prep, prep_x
+from ._chunks import host as _host
 
 # ------------------------------------------------------------------ helpers run inside the tasks
-
-
-def _host(a):
-    """NumPy view of a chunk (CuPy chunks are copied to the host)."""
-    if a is None:
-        return None
-    if type(a).__module__.split(".")[0] == "cupy":
-        return a.get()
-    return np.asarray(a)
 
 
 def _limit_threads(threads_per_host):
@@ -105,67 +102,35 @@ class ChunkLabels:
 
 
 def _assign_labels(Xc, centers, metric):
-    labels = np.full(Xc.shape[0], -1, dtype=np.int32)
+    """Labels of a chunk for ``centers``, in the chunk's memory."""
+    Xc, wc, kernels = prep(Xc, None, centers.dtype)
+    labels = full_labels(kernels, Xc.shape[0])
     if Xc.shape[0]:
-        sums = np.zeros((centers.shape[0], centers.shape[1] + 1))
-        ones = np.ones(Xc.shape[0], dtype=Xc.dtype)
-        k._assign_range(Xc, ones, centers, metric, labels, 0, Xc.shape[0], False, sums)
+        kernels.assign(Xc, wc, centers, metric, labels, False)
     return labels
 
 
 def _lab(labc, Xc):
-    """Labels of a chunk (``labc``: a labels array or a :class:`ChunkLabels`); ``Xc`` is the chunk of X."""
+    """Labels of a chunk (``labc``: a labels array or a :class:`ChunkLabels`) in the memory of ``Xc``, its chunk."""
     if isinstance(labc, ChunkLabels):
         if labc.labels is None:  # dropped in transit: recompute, identical
-            Xc = np.ascontiguousarray(_host(Xc), dtype=labc.centers.dtype)
             labc.labels = _assign_labels(Xc, labc.centers, labc.metric)
         return labc.labels
-    return np.asarray(_host(labc), dtype=np.int32)
-
-
-_ONES: dict = {}
-
-
-def _ones(n, dtype):
-    """Unit weights, kept per (length, dtype) in each worker: not refilled at every iteration.
-
-    Never written (kernels only read weights); left writeable so that the kernels see the same array type as
-    in memory (a read-only array is another numba signature, compiled again).
-    """
-    key = (n, np.dtype(dtype).str)
-    ones = _ONES.get(key)
-    if ones is None:
-        if len(_ONES) > 64:
-            _ONES.clear()
-        ones = np.ones(n, dtype=dtype)
-        _ONES[key] = ones
-    return ones
-
-
-def _prep(Xc, wc, dtype):
-    Xc = np.ascontiguousarray(_host(Xc), dtype=dtype)
-    wc = _ones(Xc.shape[0], dtype) if wc is None else np.ascontiguousarray(_host(wc), dtype=dtype)
-    return Xc, wc
+    return kernels_for(Xc).asarray(labc, np.int32)
 
 
 def _assign_chunk(Xc, wc, labc, centers, metric, accumulate, dtype, threads):
     _limit_threads(threads)
-    Xc, wc = _prep(Xc, wc, dtype)
-    n = Xc.shape[0]
+    Xc, wc, kernels = prep(Xc, wc, dtype)
+    n, n_clusters = Xc.shape[0], centers.shape[0]
     # copy: the kernel writes the labels, and a task must never modify its input
-    labels = np.full(n, -1, dtype=np.int32) if labc is None else _lab(labc, Xc).copy()
+    labels = full_labels(kernels, n) if labc is None else _lab(labc, Xc).copy()
     if n == 0:
-        empty = np.zeros((centers.shape[0], centers.shape[1] + 1)) if accumulate else np.zeros(centers.shape[0], bool)
+        empty = np.zeros((n_clusters, centers.shape[1] + 1)) if accumulate else np.zeros(n_clusters, bool)
         return ChunkLabels(labels, centers, metric, (0.0, 0, empty))
-    if numba.get_num_threads() == 1:
-        # one thread for this task: the serial kernel, which releases the GIL (the worker's event loop keeps
-        # serving messages while it runs) and skips the parallel launch
-        sums = np.zeros((centers.shape[0], centers.shape[1] + 1))
-        objective, n_changed = k._assign_range(Xc, wc, centers, metric, labels, 0, n, accumulate, sums)
-    else:
-        objective, n_changed, sums = k.assign(Xc, wc, centers, metric, labels, accumulate)
+    objective, n_changed, sums = kernels.assign(Xc, wc, centers, metric, labels, accumulate)
     if not accumulate:  # the final assignment: which clusters have members (n_distinct of the fit)
-        sums = np.bincount(labels, minlength=centers.shape[0])[: centers.shape[0]] > 0
+        sums = _host(kernels.xp.bincount(labels, minlength=n_clusters)[:n_clusters] > 0)
     return ChunkLabels(labels, centers, metric, (float(objective), int(n_changed), sums))
 
 
@@ -180,43 +145,39 @@ def _sum_assign_stats(parts):
 
 def _sums_chunk(Xc, wc, labc, n_clusters, dtype, threads):
     _limit_threads(threads)
-    Xc, wc = _prep(Xc, wc, dtype)
+    Xc, wc, kernels = prep(Xc, wc, dtype)
     if Xc.shape[0] == 0:
         return np.zeros((n_clusters, Xc.shape[1] + 1))
-    return k.weighted_sums(Xc, wc, _lab(labc, Xc), n_clusters)
+    return kernels.weighted_sums(Xc, wc, _lab(labc, Xc), n_clusters)
 
 
 def _objectives_chunk(Xc, wc, labc, candidates, metric, dtype, threads):
     _limit_threads(threads)
-    Xc, wc = _prep(Xc, wc, dtype)
+    Xc, wc, kernels = prep(Xc, wc, dtype)
     if Xc.shape[0] == 0:
         return np.zeros(candidates.shape[:2])
-    return k.cluster_objectives(Xc, wc, _lab(labc, Xc), candidates, metric)
+    return kernels.objective(Xc, wc, _lab(labc, Xc), candidates, metric)
 
 
 def _hist_chunk(Xc, wc, labc, n_clusters, lo, n_bins, dtype):
-    Xc, wc = _prep(Xc, wc, dtype)
-    hist = np.zeros((n_clusters, Xc.shape[1], n_bins))
-    if Xc.shape[0]:
-        k._hist_range(Xc, wc, _lab(labc, Xc), lo, 0, Xc.shape[0], hist)
-    return hist
+    Xc, wc, kernels = prep(Xc, wc, dtype)
+    if Xc.shape[0] == 0:
+        return np.zeros((n_clusters, Xc.shape[1], n_bins))
+    return kernels.histogram(Xc, wc, _lab(labc, Xc), n_clusters, lo, n_bins)
 
 
 def _radix_chunk(Xc, wc, labc, n_clusters, shift, prefix, dtype):
-    Xc, wc = _prep(Xc, wc, dtype)
-    hist = np.zeros((n_clusters, Xc.shape[1], 256))
-    if Xc.shape[0]:
-        U = Xc.view(np.uint32 if Xc.dtype == np.float32 else np.uint64)
-        rk.radix_hist(U, wc, _lab(labc, Xc), 8 * Xc.dtype.itemsize, shift, prefix, hist)
-    return hist
+    Xc, wc, kernels = prep(Xc, wc, dtype)
+    if Xc.shape[0] == 0:
+        return np.zeros((n_clusters, Xc.shape[1], 256))
+    return kernels.radix_hist(Xc, wc, _lab(labc, Xc), n_clusters, shift, prefix)
 
 
 def _min_above_chunk(Xc, wc, labc, values, dtype):
-    Xc, wc = _prep(Xc, wc, dtype)
-    out = np.full(values.shape, np.inf)
-    if Xc.shape[0]:
-        rk.min_above(Xc, wc, _lab(labc, Xc), values, out)
-    return out
+    Xc, wc, kernels = prep(Xc, wc, dtype)
+    if Xc.shape[0] == 0:
+        return np.full(values.shape, np.inf)
+    return kernels.min_above(Xc, wc, _lab(labc, Xc), values)
 
 
 def _sum_in_order(parts):
@@ -235,34 +196,42 @@ def _min_in_order(parts):
 
 def _pairwise_chunk(Xc, centers, metric, dtype, threads):
     _limit_threads(threads)
-    Xc = np.ascontiguousarray(_host(Xc), dtype=dtype)
+    Xc, kernels = prep_x(Xc, dtype)
     if Xc.shape[0] == 0:
-        return np.empty((0, centers.shape[0]), dtype=dtype)
-    return k.pairwise(Xc, centers, metric)
+        return kernels.xp.empty((0, centers.shape[0]), dtype=dtype)
+    return kernels.pairwise(Xc, centers, metric)
 
 
 def _point_costs_chunk(Xc, labc, centers, metric, dtype, threads):
     _limit_threads(threads)
-    Xc = np.ascontiguousarray(_host(Xc), dtype=dtype)
+    Xc, kernels = prep_x(Xc, dtype)
     if Xc.shape[0] == 0:
-        return np.empty(0, dtype=dtype)
-    return k.point_costs(Xc, centers, metric, _lab(labc, Xc))
+        return kernels.xp.empty(0, dtype=dtype)
+    return kernels.point_costs(Xc, centers, metric, _lab(labc, Xc))
 
 
 def _topk_chunk(values, m, offset):
-    """The ``m`` smallest values of a chunk, stably (lowest index first on ties), with global indices."""
-    values = np.asarray(values)
-    order = np.argsort(values, kind="stable")[:m]
-    return values[order], order.astype(np.int64) + offset
+    """The ``m`` smallest values of a chunk (NumPy), stably (lowest index first on ties), with global indices."""
+    xp = kernels_for(values).xp
+    values = values + 0.0  # -0.0 -> +0.0: equal for every sort, NumPy's and the GPU's radix sort alike
+    order = xp.argsort(values, kind="stable")[:m]
+    return _host(values[order]), _host(order).astype(np.int64) + offset
 
 
 def _patch_chunk(Xc, labc, index, values, start):
     """Copy of a labels chunk with ``labels[index - start] = values`` for the global indices inside it."""
     labc = _lab(labc, Xc)
+    xp = kernels_for(labc).xp
     inside = (index >= start) & (index < start + labc.shape[0])
     out = labc.copy()
-    out[index[inside] - start] = values[inside]
+    out[xp.asarray(index[inside] - start)] = xp.asarray(values[inside])
     return out
+
+
+def _where_chunk(cond, a, b):
+    """``where(cond, a, b)`` on one chunk, in the memory of ``a`` (``cond`` may be a NumPy chunk)."""
+    kernels = kernels_for(a)
+    return kernels.xp.where(kernels.asarray(cond, bool), a, b)
 
 
 # ------------------------------------------------------------------ driver-facing objects
@@ -283,10 +252,11 @@ def _offsets(chunks):
     return np.concatenate([[0], np.cumsum(chunks)]).astype(np.int64)
 
 
-def _stack_blocks(blocks, chunks, dtype, ncols=None, item=None):
+def _stack_blocks(blocks, chunks, dtype, ncols=None, item=None, like=None):
     """One Dask array whose chunks are the given per-chunk Delayed blocks (lengths ``chunks``, empty ones kept).
 
-    With ``item``, chunk ``i`` is ``blocks[i][item]`` (one task, no intermediate key).
+    With ``item``, chunk ``i`` is ``blocks[i][item]`` (one task, no intermediate key). ``like``: an array of
+    the chunks' type (e.g. the meta of X, a CuPy array for CuPy chunks); NumPy if None.
     """
     name = "gpukmeans-" + tokenize(*[b.key for b in blocks], chunks, ncols, item)
     index = (lambda i: (name, i)) if ncols is None else (lambda i: (name, i, 0))
@@ -298,14 +268,20 @@ def _stack_blocks(blocks, chunks, dtype, ncols=None, item=None):
         layer = {index(i): (operator.getitem, b.key, item) for i, b in enumerate(blocks)}
     shape_chunks = (tuple(chunks),) if ncols is None else (tuple(chunks), (ncols,))
     graph = HighLevelGraph.from_collections(name, layer, dependencies=blocks)
-    return da.Array(graph, name, chunks=shape_chunks, dtype=dtype, meta=np.empty((0,) * len(shape_chunks), dtype))
+    ndim = len(shape_chunks)
+    meta = np.empty((0,) * ndim, dtype) if like is None else meta_from_array(like, ndim=ndim, dtype=dtype)
+    return da.Array(graph, name, chunks=shape_chunks, dtype=dtype, meta=meta)
 
 
 class DaskData:
-    """Samples of a Dask fit: a row-chunked Dask array (one column chunk) and the float dtype of the fit."""
+    """Samples of a Dask fit: a row-chunked Dask array (one column chunk) and the float dtype of the fit.
+
+    ``meta`` is the array's meta (a NumPy or CuPy array): per-sample results get chunks of that type.
+    """
 
     def __init__(self, array, dtype):
         self.array = array
+        self.meta = array._meta
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(s) for s in array.shape)
         self.ndim = 2
@@ -349,7 +325,7 @@ class DaskLabels:
     def array(self):
         """The labels as a Dask array with the row chunks of X (empty chunks kept)."""
         blocks = [delayed(_lab, pure=True)(b, x) for b, x in zip(self.blocks, self.data.blocks)]
-        return _stack_blocks(blocks, self.chunks, np.int32)
+        return _stack_blocks(blocks, self.chunks, np.int32, like=self.data.meta)
 
     def copy(self):
         return DaskLabels(self.data, self.blocks)  # blocks are immutable: sharing them is copying
@@ -402,6 +378,9 @@ class _Namespace:
         return np.full(shape, fill_value, dtype=dtype)
 
     def where(self, cond, a, b):
+        if isinstance(cond, da.Array) and isinstance(a, da.Array) and np.isscalar(b):  # per chunk, in a's memory
+            dtype = np.result_type(a.dtype, b)
+            return da.map_blocks(_where_chunk, cond, a, b, dtype=dtype, meta=meta_from_array(a, dtype=dtype))
         if any(isinstance(x, da.Array) for x in (cond, a, b)):
             return da.where(cond, a, b)
         return np.where(cond, a, b)
@@ -484,7 +463,7 @@ class DaskBackend:
     def pairwise(self, X, centers, metric):
         centers = np.ascontiguousarray(centers, dtype=X.dtype)
         blocks = [_task(_pairwise_chunk, x, centers, metric, X.dtype, self.threads) for x in X.blocks]
-        return _stack_blocks(blocks, X.chunks, X.dtype, ncols=centers.shape[0])
+        return _stack_blocks(blocks, X.chunks, X.dtype, ncols=centers.shape[0], like=X.meta)
 
     def point_costs(self, X, centers, metric, labels):
         centers = np.ascontiguousarray(centers, dtype=X.dtype)
@@ -492,7 +471,7 @@ class DaskBackend:
             _task(_point_costs_chunk, x, lab, centers, metric, X.dtype, self.threads)
             for x, lab in zip(X.blocks, labels.blocks)
         ]
-        return _stack_blocks(blocks, X.chunks, X.dtype)
+        return _stack_blocks(blocks, X.chunks, X.dtype, like=X.meta)
 
     # ---------------------------------------------------------------- internals
     def _reduce(self, func, X, sample_weight, labels, *args, combine=_sum_in_order, on_workers=False):
@@ -546,10 +525,10 @@ class DaskBackend:
 
 def _integer_range_chunk(Xc, dtype, threads):
     _limit_threads(threads)
-    Xc = np.ascontiguousarray(_host(Xc), dtype=dtype)
+    Xc, kernels = prep_x(Xc, dtype)
     if Xc.shape[0] == 0:
         return None
-    return k.integer_range(Xc)
+    return kernels.integer_range(Xc)
 
 
 def median_from_hist(hist, lo):

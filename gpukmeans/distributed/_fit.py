@@ -10,13 +10,14 @@ import dask
 import dask.array as da
 import numpy as np
 from dask import delayed
+from dask.array.utils import meta_from_array
 
 from .. import _init
 from .._driver import LloydResult, lloyd
 from .._validation import NotFittedError, check_kind_and_shape, check_random_state, float_dtype_for
-from ..backends import _numba_kernels as k
 from ..backends import get_backend
-from ._backend import DaskBackend, DaskData, DaskWeights, _host, _limit_threads, _prep
+from ._backend import DaskBackend, DaskData, DaskWeights, _limit_threads
+from ._chunks import full_labels, host, kernels_for, prep, prep_x
 from ._scheduler import ensure_scheduler, threads_per_host
 
 #: Below this many samples the initialisation sees every sample (so it draws exactly what the
@@ -59,20 +60,24 @@ def _weights_array(sample_weight, X):
 
 
 def _stats_chunk(Xc, wc, dtype, check_weights):
-    """Pass 1 over a chunk: finiteness, weights, weighted sums for the mean of X."""
-    raw = _host(Xc)
-    Xc, wc = _prep(Xc, wc, dtype)
-    finite = bool(np.isfinite(Xc).all()) if np.dtype(raw.dtype).kind == "f" else True
-    w_ok = (not check_weights) or bool(np.isfinite(wc).all())
+    """Pass 1 over a chunk: finiteness, weights, weighted sums for the mean of X (NumPy statistics)."""
+    is_float = np.dtype(Xc.dtype).kind == "f"
+    Xc, wc, kernels = prep(Xc, wc, dtype)
+    xp = kernels.xp
+    finite = bool(xp.isfinite(Xc).all()) if is_float else True
+    w_ok = (not check_weights) or bool(xp.isfinite(wc).all())
     negative = bool((wc < 0).any()) if check_weights else False
-    w64 = wc.astype(np.float64)
-    xsum = w64 @ Xc.astype(np.float64) if finite and w_ok and Xc.shape[0] else np.zeros(Xc.shape[1])
+    w64 = wc.astype(xp.float64)
+    xsum = host(w64 @ Xc.astype(xp.float64)) if finite and w_ok and Xc.shape[0] else np.zeros(Xc.shape[1])
     return finite, w_ok, negative, int((wc > 0).sum()), float(w64.sum()), xsum
 
 
 def _var_chunk(Xc, wc, dtype, mean):
-    Xc, wc = _prep(Xc, wc, dtype)
-    return wc.astype(np.float64) @ (Xc.astype(np.float64) - mean) ** 2
+    Xc, wc, kernels = prep(Xc, wc, dtype)
+    if Xc.shape[0] == 0:
+        return np.zeros(Xc.shape[1])
+    xp = kernels.xp
+    return host(wc.astype(xp.float64) @ (Xc.astype(xp.float64) - xp.asarray(mean)) ** 2)
 
 
 def _check_params(est):
@@ -82,8 +87,8 @@ def _check_params(est):
         probe.init = "k-means++"
     if isinstance(est.backend, str) and est.backend.lower() not in ("auto", "cpu", "numba"):
         raise ValueError(
-            f"backend={est.backend!r} is not available for Dask arrays: chunks run on the 'cpu' kernels "
-            "(CuPy chunks are copied to the host)."
+            f"backend={est.backend!r} is not available for Dask arrays: each chunk runs on the backend of its "
+            "array type (NumPy chunks on 'cpu', CuPy chunks on 'cuda'); leave backend='auto'."
         )
     probe.backend = "cpu"
     return probe._check_params(None)
@@ -190,14 +195,14 @@ def _sample(X, w, dtype, random_state, size):
     n = X.shape[0]
     if n <= size:
         rows, ws = dask.compute(X.astype(dtype), w if w is not None else None)
-        ws = np.ones(n, dtype=dtype) if ws is None else np.asarray(ws, dtype=dtype)
-        return np.ascontiguousarray(rows, dtype=dtype), ws, True
+        ws = np.ones(n, dtype=dtype) if ws is None else np.asarray(host(ws), dtype=dtype)
+        return np.ascontiguousarray(host(rows), dtype=dtype), ws, True
     index = np.sort(random_state.choice(n, size=size, replace=False)) if n < (1 << 24) else None
     if index is None:  # choice without replacement permutes n: draw with replacement, drop repeats
         index = np.unique(random_state.randint(0, n, size=size))
     rows, ws = dask.compute(X[index].astype(dtype), w[index] if w is not None else None)
-    ws = np.ones(len(index), dtype=dtype) if ws is None else np.asarray(ws, dtype=dtype)
-    return np.ascontiguousarray(rows, dtype=dtype), ws, False
+    ws = np.ones(len(index), dtype=dtype) if ws is None else np.asarray(host(ws), dtype=dtype)
+    return np.ascontiguousarray(host(rows), dtype=dtype), ws, False
 
 
 def initial_centers(est, X, w, data, weights, backend, metric, random_state):
@@ -224,7 +229,7 @@ def initial_centers(est, X, w, data, weights, backend, metric, random_state):
     given = init(X.astype(data.dtype), n_clusters, random_state) if callable(init) else init
     if isinstance(given, da.Array):
         given = given.compute()
-    return est._check_init_array(_host(given), _Shape(data.dtype, data.shape[1]), cpu)
+    return est._check_init_array(host(given), _Shape(data.dtype, data.shape[1]), cpu)
 
 
 # ------------------------------------------------------------------ predict / transform / score
@@ -242,34 +247,33 @@ def _check_fitted(est, X):
 
 
 def _finite_or_raise(Xc):
-    if np.dtype(Xc.dtype).kind == "f" and not np.isfinite(Xc).all():
+    """Refuse a chunk holding NaN or infinity (checked in the chunk's own memory and dtype)."""
+    if np.dtype(Xc.dtype).kind == "f" and not bool(kernels_for(Xc).xp.isfinite(Xc).all()):
         raise ValueError("X contains NaN or infinity; remove or impute those values first.")
 
 
 def _predict_chunk(Xc, centers, metric, dtype, threads):
     _limit_threads(threads)
-    Xc = _host(Xc)
     _finite_or_raise(Xc)
-    Xc = np.ascontiguousarray(Xc, dtype=dtype)
-    labels = np.full(Xc.shape[0], -1, dtype=np.int32)
+    Xc, wc, kernels = prep(Xc, None, dtype)
+    labels = full_labels(kernels, Xc.shape[0])
     if Xc.shape[0]:
-        k.assign(Xc, np.ones(Xc.shape[0], dtype=dtype), centers, metric, labels, False)
+        kernels.assign(Xc, wc, centers, metric, labels, False)
     return labels
 
 
 def _transform_chunk(Xc, centers, metric, dtype, squared, threads):
     _limit_threads(threads)
-    Xc = _host(Xc)
     _finite_or_raise(Xc)
-    Xc = np.ascontiguousarray(Xc, dtype=dtype)
+    Xc, kernels = prep_x(Xc, dtype)
     if Xc.shape[0] == 0:
-        return np.empty((0, centers.shape[0]), dtype=dtype)
-    terms = k.pairwise(Xc, centers, metric)
-    return np.sqrt(terms) if squared else terms
+        return kernels.xp.empty((0, centers.shape[0]), dtype=dtype)
+    terms = kernels.pairwise(Xc, centers, metric)
+    return kernels.xp.sqrt(terms) if squared else terms
 
 
 def predict(est, X):
-    """Lazy labels: a Dask array of int32 with the row chunks of X."""
+    """Lazy labels: a Dask array of int32 with the row chunks of X (and their array type: NumPy or CuPy)."""
     X, centers, dtype = _check_fitted(est, X)
     return X.map_blocks(
         _predict_chunk,
@@ -279,12 +283,12 @@ def predict(est, X):
         threads_per_host(),
         drop_axis=1,
         dtype=np.int32,
-        meta=np.empty(0, np.int32),
+        meta=meta_from_array(X._meta, ndim=1, dtype=np.int32),
     )
 
 
 def transform(est, X):
-    """Lazy distances: a Dask array (n_samples, n_clusters) with the row chunks of X."""
+    """Lazy distances: a Dask array (n_samples, n_clusters) with the row chunks of X (and their array type)."""
     X, centers, dtype = _check_fitted(est, X)
     return X.map_blocks(
         _transform_chunk,
@@ -295,19 +299,17 @@ def transform(est, X):
         threads_per_host(),
         chunks=(X.chunks[0], (centers.shape[0],)),
         dtype=dtype,
-        meta=np.empty((0, 0), dtype),
+        meta=meta_from_array(X._meta, ndim=2, dtype=dtype),
     )
 
 
 def _score_chunk(Xc, wc, centers, metric, dtype, threads):
     _limit_threads(threads)
-    Xc = _host(Xc)
     _finite_or_raise(Xc)
-    Xc, wc = _prep(Xc, wc, dtype)
+    Xc, wc, kernels = prep(Xc, wc, dtype)
     if Xc.shape[0] == 0:
         return 0.0
-    labels = np.full(Xc.shape[0], -1, dtype=np.int32)
-    objective, _, _ = k.assign(Xc, wc, centers, metric, labels, False)
+    objective, _, _ = kernels.assign(Xc, wc, centers, metric, full_labels(kernels, Xc.shape[0]), False)
     return float(objective)
 
 

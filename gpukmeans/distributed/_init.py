@@ -7,57 +7,58 @@ import numpy as np
 from dask import delayed
 
 from .. import _init
-from ..backends import _numba_kernels as k
 from ..backends import get_backend
-from ._backend import _limit_threads, _prep
+from ._backend import _limit_threads
+from ._chunks import full_labels, host, prep
+
+# Each chunk runs on the kernels of its array type (NumPy: numba, CuPy: the CUDA backend); what comes back to
+# the client (potentials, drawn rows, candidate weights) is NumPy, and the random draws are made on the host.
 
 
-def _costs(Xc, wc, C, metric):
-    labels = np.full(Xc.shape[0], -1, dtype=np.int32)
-    k.assign(Xc, wc, C, metric, labels, False)
-    return k.point_costs(Xc, C, metric, labels).astype(np.float64), labels
+def _costs(Xc, wc, C, metric, kernels):
+    labels = full_labels(kernels, Xc.shape[0])
+    kernels.assign(Xc, wc, C, metric, labels, False)
+    return kernels.point_costs(Xc, C, metric, labels).astype(kernels.xp.float64)
 
 
 def _potential_chunk(Xc, wc, C, metric, dtype, threads):
     _limit_threads(threads)
-    Xc, wc = _prep(Xc, wc, dtype)
+    Xc, wc, kernels = prep(Xc, wc, dtype)
     if Xc.shape[0] == 0:
         return 0.0
-    costs, _ = _costs(Xc, wc, C, metric)
-    return float(wc.astype(np.float64) @ costs)
+    return float(wc.astype(kernels.xp.float64) @ _costs(Xc, wc, C, metric, kernels))
 
 
 def _oversample_chunk(Xc, wc, C, metric, dtype, threads, factor, seed):
-    """Rows drawn independently with probability min(1, factor * w_i * D(x_i))."""
+    """Rows drawn independently with probability min(1, factor * w_i * D(x_i)), as NumPy."""
     _limit_threads(threads)
-    Xc, wc = _prep(Xc, wc, dtype)
+    Xc, wc, kernels = prep(Xc, wc, dtype)
     if Xc.shape[0] == 0:
-        return Xc[:0]
-    costs, _ = _costs(Xc, wc, C, metric)
-    p = np.minimum(1.0, factor * wc.astype(np.float64) * costs)
+        return host(Xc[:0])
+    costs = _costs(Xc, wc, C, metric, kernels)
+    p = host(kernels.xp.minimum(1.0, factor * wc.astype(kernels.xp.float64) * costs))
     keep = np.random.default_rng(seed).random(Xc.shape[0]) < p
-    return Xc[keep]
+    return host(Xc[kernels.asarray(keep, bool)])
 
 
 def _candidate_weights_chunk(Xc, wc, C, metric, dtype, threads):
     _limit_threads(threads)
-    Xc, wc = _prep(Xc, wc, dtype)
+    Xc, wc, kernels = prep(Xc, wc, dtype)
     if Xc.shape[0] == 0:
         return np.zeros(C.shape[0])
-    labels = np.full(Xc.shape[0], -1, dtype=np.int32)
-    _, _, sums = k.assign(Xc, wc, C, metric, labels, True)
+    _, _, sums = kernels.assign(Xc, wc, C, metric, full_labels(kernels, Xc.shape[0]), True)
     return sums[:, -1]
 
 
 def _chunk_weight(wc, n):
-    return float(n) if wc is None else float(np.asarray(wc, dtype=np.float64).sum())
+    return float(n) if wc is None else float(np.asarray(host(wc), dtype=np.float64).sum())
 
 
 def _pick_in_chunk(Xc, wc, dtype, u):
-    Xc, wc = _prep(Xc, wc, dtype)
-    cdf = np.cumsum(wc.astype(np.float64))
+    Xc, wc, _ = prep(Xc, wc, dtype)
+    cdf = np.cumsum(host(wc).astype(np.float64))
     i = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), Xc.shape[0] - 1)
-    return Xc[i : i + 1].copy()
+    return host(Xc[i : i + 1]).copy()
 
 
 def kmeans_parallel(data, weights, n_clusters, *, metric, random_state, backend, n_rounds=5, oversampling=2.0):

@@ -1,10 +1,11 @@
 """CUDA backend: CuPy arrays and the templated CUDA kernels of ``kmeans.cu``.
 
-Implements :class:`gpukmeans.backends.Backend` on the GPU. Everything stays on
-the device during a fit; each Lloyd iteration brings back two scalars from
-:meth:`CUDABackend.assign` (objective and labels changed). Sums over samples
-are accumulated in float64 per thread and reduced in a fixed order (see the
-header of ``kmeans.cu``), so results are bit-identical run after run.
+Implements :class:`gpukmeans.backends.Backend` on the GPU. X, its weights and
+labels stay on the device during a fit; each Lloyd iteration copies the centers
+down and one small array up (objective, labels changed and the per-cluster
+sums, from :meth:`CUDABackend.assign`). Sums over samples are accumulated in
+float64 per thread and reduced in a fixed order (see the header of
+``kmeans.cu``), so results are bit-identical run after run.
 
 Workspace is O(n_blocks x n_clusters x (n_features + 1)) besides X, its labels
 and weights; ``pairwise`` returns the ``(n_samples, n_centers)`` matrix its
@@ -210,35 +211,14 @@ class CUDABackend:
             is_integer, lo, hi = self._integer_range(X)
             n_bins = histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
             if n_bins and self._integer_weights(sample_weight):
-                return self._median_histogram(X, w, has_w, labels, n_clusters, lo, n_bins)
+                return self._median_histogram(X, sample_weight, labels, n_clusters, lo, n_bins)
             medians, weights = median_by_sorting(self.xp, X, sample_weight, labels, n_clusters)
             return medians.get(), weights.get()
         raise ValueError(f"Unknown update rule {rule!r}.")
 
-    def _median_histogram(self, X, w, has_w, labels, n_clusters, lo, n_bins):
+    def _median_histogram(self, X, sample_weight, labels, n_clusters, lo, n_bins):
         """Weighted median of integer-valued X with integer weights: per-cluster histograms, O(n)."""
-        cp = self.xp
-        n, d = X.shape
-        hist = cp.zeros((n_clusters, d, n_bins), dtype=cp.uint64)
-        cells = hist.size
-        use_shared = cells * 8 <= self._smem_max
-        args = (
-            X,
-            w,
-            np.int32(has_w),
-            labels,
-            np.int64(n),
-            np.int32(d),
-            np.int32(n_clusters),
-            np.float64(lo),
-            np.int32(n_bins),
-            np.int32(use_shared),
-            hist,
-        )
-        shared = cells * 8 if use_shared else 0
-        grid = max(1, min(_HIST_BLOCKS, -(-n // 512)))
-        self._launch("kmeans.cu", f"histogram_kernel<{_dtype_name(X.dtype)}>", grid, 512, args, shared)
-        return median_from_histogram(np, hist.get().astype(np.float64), lo)  # small: finished on the host
+        return median_from_histogram(np, self.histogram(X, sample_weight, labels, n_clusters, lo, n_bins), lo)
 
     def objective(self, X, sample_weight, labels, candidates, metric):
         cp = self.xp
@@ -281,6 +261,25 @@ class CUDABackend:
             args = (X, centers, labels, np.int64(n), np.int32(d), out)
             self._launch("kmeans.cu", f"point_costs_kernel<{T}, {metric}, {D}>", _grid(n, 4096), _THREADS, args)
         return out
+
+    def histogram(self, X, sample_weight, labels, n_clusters: int, lo: float, n_bins: int) -> np.ndarray:
+        """``(n_clusters, n_features, n_bins)`` float64 NumPy weights of the integer values ``lo + b`` per cluster.
+
+        For integer-valued X in ``[lo, lo + n_bins)`` and integer weights (counted exactly, in uint64, whatever
+        the order of the atomic adds); samples of weight 0 are ignored. Per-chunk histograms of a Dask fit are
+        summed on the host and finished by :func:`median_from_histogram`.
+        """
+        cp = self.xp
+        n, d = X.shape
+        w, has_w = self._weights(sample_weight)
+        hist = cp.zeros((n_clusters, d, n_bins), dtype=cp.uint64)
+        use_shared = hist.size * 8 <= self._smem_max
+        args = (X, w, np.int32(has_w), labels, np.int64(n), np.int32(d), np.int32(n_clusters))
+        args += (np.float64(lo), np.int32(n_bins), np.int32(use_shared), hist)
+        grid = max(1, min(_HIST_BLOCKS, -(-n // 512)))
+        shared = hist.size * 8 if use_shared else 0
+        self._launch("kmeans.cu", f"histogram_kernel<{_dtype_name(X.dtype)}>", grid, 512, args, shared)
+        return hist.get().astype(np.float64)
 
 
 # ---------------------------------------------------------------------- array-API helpers

@@ -1,0 +1,237 @@
+"""The kernels one Dask task runs on its chunk, picked from the chunk's array type.
+
+A NumPy chunk runs the numba kernels (:class:`HostKernels`); a CuPy chunk runs
+the CUDA backend (:class:`DeviceKernels`, one instance per thread and device,
+since the backend remembers facts about the arrays it was last given). Both
+expose the Backend interface (``assign``, ``objective``, ``pairwise``,
+``point_costs``) and the per-chunk statistics the Dask backend reduces on the
+client: weighted sums, histograms of integer values, radix-select digits and
+the midpoint minimum. Statistics come back as NumPy; per-sample results
+(labels, distances, costs) stay in the chunk's memory.
+
+On the GPU, the histograms (integer histogram kernel, radix digits counted with
+``cupy.bincount``, :func:`radix_counts`) are exact because the weights are
+integers (unit weights included): sums of integers do not depend on the order
+of the atomic adds. A CuPy chunk whose weights are not all integers has those
+two statistics computed on the host from a copy of its values, weights and
+labels (the rare case of fractional weights with a median update); besides
+the statistics, nothing else crosses to the host.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numba
+import numpy as np
+
+from ..backends import _numba_kernels as k
+from ..backends.cpu import CPUBackend
+from ..backends.cuda import CUDABackend
+from . import _kernels as rk
+
+_RADIX = 256  # bins of one radix digit
+
+
+def is_cupy(a: Any) -> bool:
+    """True for a CuPy array (checked by module name: CuPy is never imported just to look)."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def host(a: Any) -> Any:
+    """NumPy view of an array (CuPy arrays are copied to the host); None stays None."""
+    if a is None:
+        return None
+    if is_cupy(a):
+        return a.get()
+    return np.asarray(a)
+
+
+_HOST_ONES: dict = {}
+
+
+class HostKernels(CPUBackend):
+    """numba kernels on a NumPy chunk (serial when the task has one numba thread)."""
+
+    def asarray(self, a: Any, dtype: Any) -> np.ndarray:
+        return np.ascontiguousarray(host(a), dtype=dtype)
+
+    def ones(self, n: int, dtype: Any) -> np.ndarray:
+        """Unit weights, kept per (length, dtype): not refilled at every iteration.
+
+        Never written (kernels only read weights); left writeable so that the kernels see the same array type
+        as in memory (a read-only array is another numba signature, compiled again).
+        """
+        return _cached_ones(_HOST_ONES, n, dtype, np.ones)
+
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate):
+        if numba.get_num_threads() > 1:
+            return super().assign(X, sample_weight, centers, metric, labels, accumulate)
+        # one thread for this task: the serial kernel, which releases the GIL (the worker's event loop keeps
+        # serving messages while it runs) and skips the parallel launch
+        sums = np.zeros((centers.shape[0], centers.shape[1] + 1))
+        n = X.shape[0]
+        objective, n_changed = k._assign_range(X, sample_weight, centers, metric, labels, 0, n, accumulate, sums)
+        return float(objective), int(n_changed), sums
+
+    def weighted_sums(self, X, sample_weight, labels, n_clusters: int) -> np.ndarray:
+        """``(n_clusters, n_features + 1)`` float64 weighted coordinate sums, cluster weights last."""
+        return k.weighted_sums(X, sample_weight, labels, n_clusters)
+
+    def integer_range(self, X: np.ndarray) -> tuple[bool, float, float]:
+        """(True, min, max) when every value is an integer, else (False, 0, 0)."""
+        return k.integer_range(X)
+
+    def histogram(self, X, sample_weight, labels, n_clusters: int, lo: float, n_bins: int) -> np.ndarray:
+        """``(n_clusters, n_features, n_bins)`` float64 member weights of the integer values ``lo + b``."""
+        hist = np.zeros((n_clusters, X.shape[1], n_bins))
+        k._hist_range(X, sample_weight, labels, lo, 0, X.shape[0], hist)
+        return hist
+
+    def radix_hist(self, X, sample_weight, labels, n_clusters: int, shift: int, prefix: np.ndarray) -> np.ndarray:
+        """``(n_clusters, n_features, 256)`` weights of one radix digit (see :func:`._kernels.radix_hist`)."""
+        hist = np.zeros((n_clusters, X.shape[1], _RADIX))
+        U = X.view(np.uint32 if X.dtype == np.float32 else np.uint64)
+        rk.radix_hist(U, sample_weight, labels, 8 * X.dtype.itemsize, shift, prefix, hist)
+        return hist
+
+    def min_above(self, X, sample_weight, labels, values: np.ndarray) -> np.ndarray:
+        """Per (cluster, feature), the smallest member value above ``values`` (inf where none)."""
+        out = np.full(values.shape, np.inf)
+        rk.min_above(X, sample_weight, labels, values, out)
+        return out
+
+
+class DeviceKernels(CUDABackend):
+    """The CUDA backend on a CuPy chunk, with the per-chunk statistics of the Dask backend."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ones: dict = {}
+
+    def ones(self, n: int, dtype: Any) -> Any:
+        """Unit weights on the device, kept per (length, dtype) (the backend then skips reading them)."""
+        return _cached_ones(self._ones, n, dtype, self.xp.ones)
+
+    def weighted_sums(self, X: Any, sample_weight: Any, labels: Any, n_clusters: int) -> np.ndarray:
+        """``(n_clusters, n_features + 1)`` float64 NumPy weighted coordinate sums, cluster weights last."""
+        w, has_w = self._weights(sample_weight)
+        return self._weighted_sums(X, w, has_w, labels, n_clusters).get()
+
+    def integer_range(self, X: Any) -> tuple[bool, float, float]:
+        """(True, min, max) when every value is an integer, else (False, 0, 0)."""
+        return self._integer_range(X)
+
+    def histogram(self, X, sample_weight, labels, n_clusters: int, lo: float, n_bins: int) -> np.ndarray:
+        """As :meth:`HostKernels.histogram`: the GPU histogram kernel for integer weights, else on the host."""
+        if not self._integer_weights(sample_weight):
+            return HOST.histogram(*self._on_host(X, sample_weight, labels), n_clusters, lo, n_bins)
+        return super().histogram(X, sample_weight, labels, n_clusters, lo, n_bins)
+
+    def radix_hist(self, X, sample_weight, labels, n_clusters: int, shift: int, prefix: np.ndarray) -> np.ndarray:
+        """As :meth:`HostKernels.radix_hist`, counted on the GPU (:func:`radix_counts`) for integer weights."""
+        if not self._integer_weights(sample_weight):
+            return HOST.radix_hist(*self._on_host(X, sample_weight, labels), n_clusters, shift, prefix)
+        weighted = bool(self._weights(sample_weight)[1])
+        return radix_counts(self.xp, X, sample_weight, labels, n_clusters, shift, prefix, weighted).get()
+
+    def min_above(self, X, sample_weight, labels, values: np.ndarray) -> np.ndarray:
+        """As :meth:`HostKernels.min_above`, on the GPU (:func:`min_above_values`)."""
+        return min_above_values(self.xp, X, sample_weight, labels, values).get()
+
+    def _on_host(self, X: Any, sample_weight: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return X.get(), sample_weight.get(), labels.get()
+
+
+# ---------------------------------------------------------------------- array-API helpers
+# Written against any NumPy-like namespace ``xp`` (CuPy for the GPU; the CPU tests run them with NumPy).
+
+
+def sortable_keys(xp: Any, X: Any) -> Any:
+    """uint64 keys ordered like the float values of X (-0.0 counts as +0.0), as :func:`._kernels.radix_hist`."""
+    nbits = 8 * X.dtype.itemsize
+    sign = np.uint64(1 << (nbits - 1))
+    full = np.uint64((1 << nbits) - 1)
+    bits = X.view(xp.uint32 if nbits == 32 else xp.uint64).astype(xp.uint64)
+    bits = xp.where(bits == sign, np.uint64(0), bits)
+    return xp.where((bits & sign) != 0, ~bits & full, bits | sign)
+
+
+def radix_counts(xp, X, sample_weight, labels, n_clusters: int, shift: int, prefix, weighted: bool) -> Any:
+    """``(n_clusters, n_features, 256)`` float64 weights of one radix digit, by ``bincount`` (no loop over samples).
+
+    Same result as :func:`._kernels.radix_hist` (samples of weight 0 ignored; below the top digit, only the
+    values whose higher digits equal ``prefix``); exact in any order of addition for integer weights
+    (``weighted=False``: unit weights, counted). Temporaries of ``(n_samples, n_features)``: keys, cells, mask.
+    """
+    d = X.shape[1]
+    nbits = 8 * X.dtype.itemsize
+    key = sortable_keys(xp, X)
+    keep = xp.repeat((sample_weight > 0)[:, None], d, axis=1)
+    if shift + 8 < nbits:
+        keep &= (key >> np.uint64(shift + 8)) == xp.asarray(prefix, dtype=xp.uint64)[labels]
+    digit = ((key >> np.uint64(shift)) & np.uint64(_RADIX - 1)).astype(xp.int64)
+    cell = (labels.astype(xp.int64)[:, None] * d + xp.arange(d, dtype=xp.int64)) * _RADIX + digit
+    weights = xp.repeat(sample_weight.astype(xp.float64)[:, None], d, axis=1)[keep] if weighted else None
+    counts = xp.bincount(cell[keep], weights=weights, minlength=n_clusters * d * _RADIX)
+    return counts.astype(xp.float64).reshape(n_clusters, d, _RADIX)
+
+
+def min_above_values(xp, X, sample_weight, labels, values) -> Any:
+    """``(n_clusters, n_features)`` float64: the smallest member value above ``values`` (inf where none).
+
+    Same result as :func:`._kernels.min_above` (a minimum, exact in any order: ``minimum.at``).
+    """
+    d = X.shape[1]
+    Xf = X.astype(xp.float64)
+    above = (Xf > xp.asarray(values, dtype=xp.float64)[labels]) & (sample_weight > 0)[:, None]
+    cell = labels.astype(xp.int64)[:, None] * d + xp.arange(d, dtype=xp.int64)
+    out = xp.full(values.size, xp.inf, dtype=xp.float64)
+    xp.minimum.at(out, cell[above], Xf[above])
+    return out.reshape(values.shape)
+
+
+def _cached_ones(cache: dict, n: int, dtype: Any, make) -> Any:
+    key = (n, np.dtype(dtype).str)
+    ones = cache.get(key)
+    if ones is None:
+        if len(cache) > 64:
+            cache.clear()
+        ones = make(n, dtype=dtype)
+        cache[key] = ones
+    return ones
+
+
+HOST = HostKernels()
+_LOCAL = threading.local()
+
+
+def kernels_for(a: Any) -> HostKernels | DeviceKernels:
+    """The kernels for a chunk: the CUDA backend of its device for a CuPy array, else the numba kernels."""
+    if not is_cupy(a):
+        return HOST
+    per_device = _LOCAL.__dict__.setdefault("device_kernels", {})
+    kernels = per_device.get(a.device.id)
+    if kernels is None:
+        with a.device:
+            kernels = per_device[a.device.id] = DeviceKernels()
+    return kernels
+
+
+def prep_x(Xc: Any, dtype: Any) -> tuple[Any, HostKernels | DeviceKernels]:
+    """(chunk as a C-contiguous array of ``dtype`` in its own memory, its kernels)."""
+    kernels = kernels_for(Xc)
+    return kernels.asarray(Xc, dtype), kernels
+
+
+def prep(Xc: Any, wc: Any, dtype: Any) -> tuple[Any, Any, HostKernels | DeviceKernels]:
+    """As :func:`prep_x`, with the weights chunk moved next to it (None: unit weights)."""
+    Xc, kernels = prep_x(Xc, dtype)
+    wc = kernels.ones(Xc.shape[0], dtype) if wc is None else kernels.asarray(wc, dtype)
+    return Xc, wc, kernels
+
+
+def full_labels(kernels: HostKernels | DeviceKernels, n: int) -> Any:
+    """int32 labels of -1 in the kernels' memory."""
+    return kernels.xp.full(n, -1, dtype=kernels.xp.int32)
