@@ -6,9 +6,6 @@ centers equal up to float64 summation order; bit for bit on integer-valued
 data), and check that predict/transform give lazy Dask arrays with CuPy chunks.
 They run on Dask's threaded scheduler (no cluster, no worker processes) and skip,
 with the reason, where Dask or a usable CUDA GPU is missing.
-
-Without a GPU, the array-API helpers of the GPU median path (radix digits by
-``bincount``, the midpoint minimum) run with NumPy against the numba kernels.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ import dask  # noqa: E402
 from gpukmeans import KMeans  # noqa: E402
 from gpukmeans.backends import CUDAUnavailableError  # noqa: E402
 from gpukmeans.backends.cuda import _runtime  # noqa: E402
-from gpukmeans.distributed._chunks import HOST, min_above_values, radix_counts  # noqa: E402
 
 N = 6000
 #: ragged chunks, an empty one and a single row among them
@@ -154,25 +150,3 @@ def test_cupy_chunks_kmeans_parallel_matches_numpy_chunks(gpu):
         on_cpu = KMeans(**params).fit(da.from_array(X, chunks=(RAGGED, 3)))
     assert_allclose(on_gpu.cluster_centers_, on_cpu.cluster_centers_, rtol=1e-10, atol=1e-12)
     assert_array_equal(gpu.asnumpy(on_gpu.labels_.compute()), on_cpu.labels_.compute())
-
-
-# ------------------------------------------------------------------ no GPU: the GPU median helpers, with NumPy
-@pytest.mark.parametrize("weights", ["unit", "int"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_radix_and_min_above_helpers_equal_numba_kernels(dtype, weights):
-    rng = np.random.default_rng(0)
-    n, d, k = 2000, 3, 4
-    X = rng.normal(size=(n, d)).astype(dtype)
-    X[:5], X[5:10], X[10:40] = 0.0, -0.0, np.round(X[10:40])  # signed zeros, repeated values
-    labels = rng.integers(0, k, n).astype(np.int32)
-    w = np.ones(n, dtype) if weights == "unit" else rng.integers(0, 4, n).astype(dtype)
-    nbits = 8 * X.dtype.itemsize
-    prefix = np.zeros((k, d), np.uint64)
-    for shift in range(nbits - 8, -1, -8):  # follow the fullest digit down: prefixes that match samples
-        ref = HOST.radix_hist(X, w, labels, k, shift, prefix)
-        got = radix_counts(np, X, w, labels, k, shift, prefix, weights != "unit")
-        assert_array_equal(got, ref)
-        prefix = (prefix << np.uint64(8)) | np.argmax(ref, axis=2).astype(np.uint64)
-    values = rng.normal(size=(k, d))
-    values[0, 0] = np.nan
-    assert_array_equal(min_above_values(np, X, w, labels, values), HOST.min_above(X, w, labels, values))

@@ -9,13 +9,13 @@ client: weighted sums, histograms of integer values, radix-select digits and
 the midpoint minimum. Statistics come back as NumPy; per-sample results
 (labels, distances, costs) stay in the chunk's memory.
 
-On the GPU, the histograms (integer histogram kernel, radix digits counted with
-``cupy.bincount``, :func:`radix_counts`) are exact because the weights are
-integers (unit weights included): sums of integers do not depend on the order
-of the atomic adds. A CuPy chunk whose weights are not all integers has those
-two statistics computed on the host from a copy of its values, weights and
-labels (the rare case of fractional weights with a median update); besides
-the statistics, nothing else crosses to the host.
+On the GPU, the median of integer-valued data with integer weights (imagery)
+uses the CUDA histogram kernel, exact because sums of integers do not depend on
+the order of the atomic adds. The other median statistics (fractional weights,
+or data that are not integer-valued: the radix select and its midpoint
+minimum) are computed on the host from a copy of the chunk's values, weights
+and labels, one copy per statistic. Besides that and the statistics, nothing
+crosses to the host.
 """
 
 from __future__ import annotations
@@ -130,66 +130,15 @@ class DeviceKernels(CUDABackend):
         return super().histogram(X, sample_weight, labels, n_clusters, lo, n_bins)
 
     def radix_hist(self, X, sample_weight, labels, n_clusters: int, shift: int, prefix: np.ndarray) -> np.ndarray:
-        """As :meth:`HostKernels.radix_hist`, counted on the GPU (:func:`radix_counts`) for integer weights."""
-        if not self._integer_weights(sample_weight):
-            return HOST.radix_hist(*self._on_host(X, sample_weight, labels), n_clusters, shift, prefix)
-        weighted = bool(self._weights(sample_weight)[1])
-        return radix_counts(self.xp, X, sample_weight, labels, n_clusters, shift, prefix, weighted).get()
+        """As :meth:`HostKernels.radix_hist`, on a host copy of the chunk."""
+        return HOST.radix_hist(*self._on_host(X, sample_weight, labels), n_clusters, shift, prefix)
 
     def min_above(self, X, sample_weight, labels, values: np.ndarray) -> np.ndarray:
-        """As :meth:`HostKernels.min_above`, on the GPU (:func:`min_above_values`)."""
-        return min_above_values(self.xp, X, sample_weight, labels, values).get()
+        """As :meth:`HostKernels.min_above`, on a host copy of the chunk."""
+        return HOST.min_above(*self._on_host(X, sample_weight, labels), values)
 
     def _on_host(self, X: Any, sample_weight: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return X.get(), sample_weight.get(), labels.get()
-
-
-# ---------------------------------------------------------------------- array-API helpers
-# Written against any NumPy-like namespace ``xp`` (CuPy for the GPU; the CPU tests run them with NumPy).
-
-
-def sortable_keys(xp: Any, X: Any) -> Any:
-    """uint64 keys ordered like the float values of X (-0.0 counts as +0.0), as :func:`._kernels.radix_hist`."""
-    nbits = 8 * X.dtype.itemsize
-    sign = np.uint64(1 << (nbits - 1))
-    full = np.uint64((1 << nbits) - 1)
-    bits = X.view(xp.uint32 if nbits == 32 else xp.uint64).astype(xp.uint64)
-    bits = xp.where(bits == sign, np.uint64(0), bits)
-    return xp.where((bits & sign) != 0, ~bits & full, bits | sign)
-
-
-def radix_counts(xp, X, sample_weight, labels, n_clusters: int, shift: int, prefix, weighted: bool) -> Any:
-    """``(n_clusters, n_features, 256)`` float64 weights of one radix digit, by ``bincount`` (no loop over samples).
-
-    Same result as :func:`._kernels.radix_hist` (samples of weight 0 ignored; below the top digit, only the
-    values whose higher digits equal ``prefix``); exact in any order of addition for integer weights
-    (``weighted=False``: unit weights, counted). Temporaries of ``(n_samples, n_features)``: keys, cells, mask.
-    """
-    d = X.shape[1]
-    nbits = 8 * X.dtype.itemsize
-    key = sortable_keys(xp, X)
-    keep = xp.repeat((sample_weight > 0)[:, None], d, axis=1)
-    if shift + 8 < nbits:
-        keep &= (key >> np.uint64(shift + 8)) == xp.asarray(prefix, dtype=xp.uint64)[labels]
-    digit = ((key >> np.uint64(shift)) & np.uint64(_RADIX - 1)).astype(xp.int64)
-    cell = (labels.astype(xp.int64)[:, None] * d + xp.arange(d, dtype=xp.int64)) * _RADIX + digit
-    weights = xp.repeat(sample_weight.astype(xp.float64)[:, None], d, axis=1)[keep] if weighted else None
-    counts = xp.bincount(cell[keep], weights=weights, minlength=n_clusters * d * _RADIX)
-    return counts.astype(xp.float64).reshape(n_clusters, d, _RADIX)
-
-
-def min_above_values(xp, X, sample_weight, labels, values) -> Any:
-    """``(n_clusters, n_features)`` float64: the smallest member value above ``values`` (inf where none).
-
-    Same result as :func:`._kernels.min_above` (a minimum, exact in any order: ``minimum.at``).
-    """
-    d = X.shape[1]
-    Xf = X.astype(xp.float64)
-    above = (Xf > xp.asarray(values, dtype=xp.float64)[labels]) & (sample_weight > 0)[:, None]
-    cell = labels.astype(xp.int64)[:, None] * d + xp.arange(d, dtype=xp.int64)
-    out = xp.full(values.size, xp.inf, dtype=xp.float64)
-    xp.minimum.at(out, cell[above], Xf[above])
-    return out.reshape(values.shape)
 
 
 def _cached_ones(cache: dict, n: int, dtype: Any, make) -> Any:
