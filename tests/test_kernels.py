@@ -509,3 +509,19 @@ def test_cpu_backend_methods_match_kernels(cpu_backend, code):
     assert_allclose(cpu_backend.point_costs(X, C, code, labels), K.pairwise(X, C, code).min(axis=1))
     objs = cpu_backend.objective(X, w, labels, C[None].astype(np.float64), code)
     assert_allclose(objs.sum(), objective, rtol=1e-6)
+
+
+def test_cpu_backend_median_rescans_each_new_array():
+    """The backend remembers the integer range of the X it last saw: another array is checked again."""
+    from gpukmeans.backends.cpu import CPUBackend
+
+    rng = np.random.default_rng(5)
+    Xi = rng.integers(0, 20, (3000, 2)).astype(np.float32)  # integer-valued: histogram median
+    Xf = Xi + rng.uniform(-0.4, 0.4, Xi.shape).astype(np.float32)  # not: quickselect median
+    w = rng.integers(1, 3, Xi.shape[0]).astype(np.float32)
+    labels = rng.integers(0, 4, Xi.shape[0]).astype(np.int32)
+    backend = CPUBackend()
+    for X in (Xi, Xf, Xi, Xf):
+        medians, _ = backend.update(X, w, labels, 4, "median")
+        ref = [[ref_weighted_median(X[labels == j, f], w[labels == j]) for f in range(2)] for j in range(4)]
+        assert_array_equal(medians, ref)
