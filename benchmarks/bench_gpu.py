@@ -23,18 +23,15 @@ from _common import ROUNDS, SMOKE, case_data, gpu_cases, import_or_skip, record,
 CASES = gpu_cases()
 
 
-def _gpukmeans_cuda():
+def _cupy_with_gpu():
+    """CuPy with a usable GPU, or skip with the reason (CuPy missing, no GPU, old driver)."""
+    from gpukmeans.backends import CUDAUnavailableError
+    from gpukmeans.backends.cuda._runtime import load_cupy
+
     try:
-        from gpukmeans.backends import get_backend
-
-        get_backend("cuda")
-    except Exception as exc:  # the backend raises until it ships
-        pytest.skip(f"gpukmeans backend='cuda' unavailable: {exc}")
-    import cupy
-
-    if cupy.cuda.runtime.getDeviceCount() == 0:
-        pytest.skip("no CUDA device")
-    return cupy
+        return load_cupy()
+    except CUDAUnavailableError as exc:
+        pytest.skip(str(exc))
 
 
 def _torch_cuda():
@@ -56,9 +53,7 @@ def _record(benchmark, case, library, n_iter_asked, n_iter, **extra):
 
 
 def test_hbm_bandwidth(benchmark):
-    cupy = import_or_skip("cupy", "CuPy not installed: GPU bandwidth not measured")
-    if cupy.cuda.runtime.getDeviceCount() == 0:
-        pytest.skip("no CUDA device: GPU bandwidth not measured")
+    cupy = _cupy_with_gpu()
     a = cupy.ones((1 << 26) if SMOKE else (1 << 30) // 4 * 4, dtype=cupy.float32)
 
     def best():
@@ -80,7 +75,7 @@ def test_hbm_bandwidth(benchmark):
 @pytest.mark.gpu
 @pytest.mark.parametrize("case, n_iter", with_iterations(CASES))
 def test_gpukmeans_cuda(benchmark, case, n_iter):
-    cupy = _gpukmeans_cuda()
+    cupy = _cupy_with_gpu()
     from gpukmeans import KMeans
 
     X, init = case_data(case)
