@@ -125,6 +125,7 @@ def lloyd(
     -------
     LloydResult
     """
+    backend = backend.bind(X, sample_weight)  # facts about X and the weights, checked once for the run
     xp = backend.xp
     n_samples, n_features = X.shape
     centers = np.array(backend.to_numpy(centers_init), dtype=X.dtype)  # small arrays live on the host

@@ -525,3 +525,28 @@ def test_cpu_backend_median_rescans_each_new_array():
         medians, _ = backend.update(X, w, labels, 4, "median")
         ref = [[ref_weighted_median(X[labels == j, f], w[labels == j]) for f in range(2)] for j in range(4)]
         assert_array_equal(medians, ref)
+
+
+def test_bound_cpu_backend_checks_integrality_once(monkeypatch):
+    """Bound to a run, the backend scans X for integer values once; unbound, at every median update."""
+    from gpukmeans.backends import cpu as cpu_module
+    from gpukmeans.backends.cpu import CPUBackend
+
+    calls = []
+    real = cpu_module.k.integer_range
+    monkeypatch.setattr(cpu_module.k, "integer_range", lambda X: calls.append(1) or real(X))
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 9, (500, 2)).astype(np.float64)
+    w = np.ones(500)
+    labels = rng.integers(0, 3, 500).astype(np.int32)
+    unbound = CPUBackend()
+    bound = unbound.bind(X, w)
+    ref = unbound.update(X, w, labels, 3, "median")[0]
+    for _ in range(3):
+        assert_array_equal(bound.update(X, w, labels, 3, "median")[0], ref)
+    assert len(calls) == 2  # once unbound, once for the bound run
+    other = X + 0.5  # another array through the bound backend: checked afresh
+    assert_array_equal(bound.update(other, w, labels, 3, "median")[0], ref + 0.5)
+    assert len(calls) == 3
+    unbound.update(X, w, labels, 3, "median")
+    assert len(calls) == 4

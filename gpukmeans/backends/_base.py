@@ -16,9 +16,39 @@ method depends only on its inputs (never on thread count or scheduling).
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any, Protocol
 
 Array = Any  # numpy.ndarray or cupy.ndarray
+
+
+class Bindable:
+    """Per-run facts about X and sample_weight, computed at most once (see :meth:`Backend.bind`).
+
+    An unbound backend computes every fact it needs (is X integer-valued? are
+    all weights 1?) from the arrays of each call, so its results depend only on
+    its inputs. :meth:`bind` returns a copy that remembers such facts about the
+    two arrays of one Lloyd run (it holds them, so their identities cannot be
+    reused); the driver never modifies them while the run lasts.
+    """
+
+    _bound: tuple[Any, Any, dict] | None = None
+
+    def bind(self, X: Any, sample_weight: Any):
+        bound = copy.copy(self)
+        bound._bound = (X, sample_weight, {})
+        return bound
+
+    def _fact(self, name: str, a: Any, compute: Callable[[Any], Any]) -> Any:
+        """``compute(a)``, remembered for the run when ``a`` is the bound X or sample_weight."""
+        bound = self._bound
+        if bound is None or (a is not bound[0] and a is not bound[1]):
+            return compute(a)
+        key = (name, a is bound[0])
+        if key not in bound[2]:
+            bound[2][key] = compute(a)
+        return bound[2][key]
 
 
 def means_from_sums(sums: Any) -> tuple[Any, Any]:
@@ -40,6 +70,9 @@ class Backend(Protocol):
     name: str
     #: Array namespace of the backend (``numpy`` or ``cupy``).
     xp: Any
+
+    def bind(self, X: Array, sample_weight: Array) -> Backend:
+        """A backend for one Lloyd run on these arrays (see :class:`Bindable`); may return ``self``."""
 
     def asarray(self, a: Any, dtype: Any) -> Array:
         """Return ``a`` as a C-contiguous backend array of ``dtype``, copying only if needed.

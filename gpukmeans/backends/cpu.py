@@ -7,29 +7,20 @@ from typing import Any
 import numpy as np
 
 from . import _numba_kernels as k
-from ._base import means_from_sums
+from ._base import Bindable, means_from_sums
 
 
-class CPUBackend:
+class CPUBackend(Bindable):
     """numba-JIT CPU backend (``backend="cpu"``); see :class:`gpukmeans.backends.Backend`.
 
     Kernels run in parallel on numba's thread pool (``NUMBA_NUM_THREADS``) and
-    are cached on disk after their first compilation. One instance serves one
-    fit (:func:`gpukmeans.backends.get_backend` makes a new one per call): it
-    remembers whether the X it was last given is integer-valued, so the median
-    update scans X for that once per fit, not once per iteration.
+    are cached on disk after their first compilation. Bound to a run
+    (:meth:`Bindable.bind`), it checks once whether X is integer-valued instead
+    of at every median update.
     """
 
     name = "cpu"
     xp = np
-
-    def __init__(self) -> None:
-        self._range: tuple[np.ndarray, tuple[bool, float, float]] | None = None
-
-    def _integer_range(self, X: np.ndarray) -> tuple[bool, float, float]:
-        if self._range is None or self._range[0] is not X:  # holds X: its id cannot be reused meanwhile
-            self._range = (X, k.integer_range(X))
-        return self._range[1]
 
     def asarray(self, a: Any, dtype: Any) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=dtype)
@@ -47,7 +38,7 @@ class CPUBackend:
             return means_from_sums(sums)
         if rule == "median":
             # integer-valued data (imagery) with a small range: per-cluster histograms, O(n)
-            is_integer, lo, hi = self._integer_range(X)
+            is_integer, lo, hi = self._fact("integer_range", X, k.integer_range)
             n_bins = k.histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
             if n_bins:
                 return k.weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins)

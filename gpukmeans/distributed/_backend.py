@@ -410,6 +410,10 @@ class DaskBackend:
         self.threads = dict(threads_per_host or {})
         self._integer_info: dict[str, tuple[bool, float, float]] = {}
 
+    def bind(self, X, sample_weight) -> DaskBackend:
+        """This backend: its facts about X are keyed by the Dask array's name (its content), never stale."""
+        return self
+
     def asarray(self, a: Any, dtype: Any) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=dtype)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._base import means_from_sums
+from .._base import Bindable, means_from_sums
 from .._numba_kernels import histogram_bins
 from ._runtime import CUDAUnavailableError, kernel, load_cupy
 
@@ -44,13 +44,13 @@ def _slot_bytes(n_slots: int) -> int:
     return 8 * _THREADS * ((n_slots | 1) + 1)
 
 
-class CUDABackend:
+class CUDABackend(Bindable):
     """CuPy backend (``backend="cuda"``); see :class:`gpukmeans.backends.Backend`.
 
-    Raises :class:`CUDAUnavailableError` when CuPy or a GPU is missing. One
-    instance serves one fit: it remembers, for the arrays it was last given,
-    whether the weights are all ones (then they are not read) and whether X is
-    integer-valued (then the median uses histograms).
+    Raises :class:`CUDAUnavailableError` when CuPy or a GPU is missing. Kernels
+    do not read weights that are all ones, and the median uses histograms when
+    X is integer-valued; bound to a run (:meth:`Bindable.bind`), the backend
+    checks those facts once instead of at every call.
     """
 
     name = "cuda"
@@ -59,9 +59,6 @@ class CUDABackend:
         self.xp = cp = load_cupy()
         device = cp.cuda.Device()
         self._smem_max = int(device.attributes.get("MaxSharedMemoryPerBlockOptin", 48 * 1024)) - 1024
-        self._unit_w: tuple[Any, bool] | None = None
-        self._int_w: tuple[Any, bool] | None = None
-        self._range: tuple[Any, tuple[bool, float, float]] | None = None
 
     # ------------------------------------------------------------------ arrays
     def asarray(self, a: Any, dtype: Any) -> Any:
@@ -92,27 +89,28 @@ class CUDABackend:
     # ------------------------------------------------------------------ helpers
     def _weights(self, w: Any) -> tuple[Any, int]:
         """(w, has_weight): has_weight is 0 when every weight is 1 (then kernels do not read w)."""
-        if self._unit_w is None or self._unit_w[0] is not w:
-            self._unit_w = (w, bool((w == 1).all()))
-        return w, 0 if self._unit_w[1] else 1
+        unit = self._fact("unit_weights", w, lambda a: bool((a == 1).all()))
+        return w, 0 if unit else 1
 
     def _integer_weights(self, w: Any) -> bool:
         """True when every weight is an integer and their sum is exact in float64 (histogram median)."""
-        if self._int_w is None or self._int_w[0] is not w:
-            cp = self.xp
-            self._int_w = (w, bool((w == cp.floor(w)).all()) and float(w.astype(cp.float64).sum()) < 2.0**52)
-        return self._int_w[1]
+        cp = self.xp
+
+        def compute(a):
+            return bool((a == cp.floor(a)).all()) and float(a.astype(cp.float64).sum()) < 2.0**52
+
+        return self._fact("integer_weights", w, compute)
 
     def _integer_range(self, X: Any) -> tuple[bool, float, float]:
-        """(True, min, max) when every value of X is an integer, else (False, 0, 0); remembered for X."""
-        if self._range is None or self._range[0] is not X:
-            cp = self.xp
-            if bool((X == cp.floor(X)).all()):
-                result = (True, float(X.min()), float(X.max()))
-            else:
-                result = (False, 0.0, 0.0)
-            self._range = (X, result)
-        return self._range[1]
+        """(True, min, max) when every value of X is an integer, else (False, 0, 0)."""
+        cp = self.xp
+
+        def compute(a):
+            if bool((a == cp.floor(a)).all()):
+                return True, float(a.min()), float(a.max())
+            return False, 0.0, 0.0
+
+        return self._fact("integer_range", X, compute)
 
     @staticmethod
     def _d_template(d: int) -> int:
