@@ -33,6 +33,11 @@ memory is O(n d) for the (sorted) data plus O(tile) per thread.
     values and prefix sums; each sum is a binary search. O(n d k log n).
     Runs on the distinct pairs too.
 
+The sums run on the CPU (numba) or, with ``backend="cuda"`` or CuPy input, on
+the GPU (``backends/cuda/silhouette.cu`` for the pairwise paths, CuPy sorts and
+binary searches for ``"sorted"``); validation, grouping and deduplication run on
+the host in both cases.
+
 ``algorithm="auto"`` picks ``"sorted"`` for manhattan (unless the number of
 clusters approaches ``n / log n``), otherwise ``"dedup"`` when some rows repeat
 and ``"brute"`` when none do. Pass ``return_info=True`` to learn which ran.
