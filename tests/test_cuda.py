@@ -168,6 +168,23 @@ def test_median_helpers_equal_cpu_backend(seed):
     np.testing.assert_allclose(w_f, ref_fw, rtol=1e-12)
 
 
+def test_cuda_backend_facts_logic_with_numpy():
+    """The backend's per-run facts (unit weights, integer weights, integer range), run with NumPy as ``xp``."""
+    from gpukmeans.backends.cuda import CUDABackend
+
+    backend = object.__new__(CUDABackend)  # no GPU here: only the array-API helpers are exercised
+    backend.xp = np
+    X = np.array([[1.0, 4.0], [3.0, -2.0]])
+    w = np.ones(2)
+    for be in (backend, backend.bind(X, w)):
+        for _ in range(2):  # the bound copy answers the second time from its memo
+            assert be._weights(w)[1] == 0 and be._weights(w * 2)[1] == 1
+            assert be._integer_weights(w) and not be._integer_weights(w * 0.5)
+            assert be._integer_range(X) == (True, -2.0, 4.0)
+            assert be._integer_range(X + 0.5) == (False, 0.0, 0.0)
+    assert backend._bound is None  # binding returns a copy
+
+
 # ------------------------------------------------------------------ GPU
 @pytest.fixture(scope="module")
 def cp():
