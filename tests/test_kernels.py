@@ -388,8 +388,10 @@ def test_integer_range():
 def test_hist_chunks_for():
     assert K.hist_chunks_for(100, 10) == 1
     assert K.hist_chunks_for(64 * 4096, 10) == 64
-    assert K.hist_chunks_for(64 * 4096, K._HIST_BUDGET // 2) == 2
-    assert K.hist_chunks_for(64 * 4096, 10 * K._HIST_BUDGET) == 1
+    assert K.hist_chunks_for(64 * 4096, K._HIST_CHUNK_CELLS // 8) == 8
+    assert K.hist_chunks_for(64 * 4096, K._HIST_CHUNK_CELLS // 2) == 2
+    assert K.hist_chunks_for(64 * 4096, 10 * K._HIST_CHUNK_CELLS) == 2  # at least 2 when the data allow
+    assert K.hist_chunks_for(5000, 10 * K._HIST_CHUNK_CELLS) == 1  # one chunk's worth of samples
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
@@ -550,3 +552,28 @@ def test_bound_cpu_backend_checks_integrality_once(monkeypatch):
     assert len(calls) == 3
     unbound.update(X, w, labels, 3, "median")
     assert len(calls) == 4
+
+
+def test_histogram_median_covers_uint16_ranges():
+    """Integer data up to 65,536 values wide (uint16 reflectance) take the histogram median, and it is exact."""
+    assert K.histogram_bins(True, 0.0, 10_000.0, 8, 13) == 10_001
+    assert K.histogram_bins(True, 0.0, 65_535.0, 8, 13) == 65_536  # 6.8M cells: within one histogram's budget
+    assert K.histogram_bins(True, 0.0, 65_536.0, 8, 13) == 0  # wider: quickselect
+    assert K.histogram_bins(True, 0.0, 10_000.0, 256, 13) == 0  # too many cells: quickselect
+    assert K.histogram_bins(True, 0.0, 10_000.0, 8, 13, K.HIST_BINS_SHIPPED) == 0  # GPU and Dask keep 4096
+    assert K.histogram_bins(False, 0.0, 10.0, 8, 13) == 0
+    # wide histograms get few chunks (at least 2 when the data allow), narrow ones as many as the sums
+    assert K.hist_chunks_for(10**6, 8 * 13 * 10_001) == 2
+    assert K.hist_chunks_for(10**6, 8 * 3 * 256) == K.n_chunks_for(10**6)
+    rng = np.random.default_rng(11)
+    n, k = 3 * 4096 + 37, 5
+    X = rng.integers(0, 9000, (n, 3)).astype(np.float32)
+    w = rng.integers(0, 3, n).astype(np.float32)
+    labels = rng.integers(0, k, n).astype(np.int32)
+    ok, lo, hi = K.integer_range(X)
+    n_bins = K.histogram_bins(ok, lo, hi, k, 3)
+    assert n_bins > 4096
+    got, weights = K.weighted_median_hist(X, w, labels, k, lo, n_bins)
+    ref, ref_weights = K.weighted_median(X, w, labels, k)
+    assert_array_equal(got, ref)
+    assert_array_equal(weights, ref_weights)

@@ -390,13 +390,22 @@ def weighted_median(X, sample_weight, labels, n_clusters):
     return medians, weights
 
 
-_MAX_HIST_BINS = 4096  # integer-valued data with a wider range uses the quickselect median
-_HIST_BUDGET = 1 << 23  # float64 histogram cells over all chunks (64 MiB)
+_MAX_HIST_BINS = 1 << 16  # integer-valued data with a wider range (or too many cells) uses the quickselect
+#: Bin limit of the other backends' histogram medians (GPU kernel, Dask chunk histograms sent to the client):
+#: wider integer ranges take their exact sort / radix-select paths there.
+HIST_BINS_SHIPPED = 4096
+_HIST_BUDGET = 1 << 23  # float64 cells of one histogram (64 MiB): larger ones use the quickselect
+_HIST_CHUNK_CELLS = 1 << 21  # float64 cells over all per-chunk histograms (16 MiB), at least 2 chunks
 
 
-def histogram_bins(is_integer: bool, lo: float, hi: float, n_clusters: int, n_features: int) -> int:
-    """Bins for :func:`weighted_median_hist` on integer-valued data spanning ``[lo, hi]``; 0: use the quickselect."""
-    if not is_integer or hi - lo >= _MAX_HIST_BINS:
+def histogram_bins(
+    is_integer: bool, lo: float, hi: float, n_clusters: int, n_features: int, max_bins: int = _MAX_HIST_BINS
+) -> int:
+    """Bins for :func:`weighted_median_hist` on integer-valued data spanning ``[lo, hi]``; 0: use the quickselect.
+
+    Up to ``max_bins`` bins (65,536 here: uint16 imagery) and ``_HIST_BUDGET`` cells in one histogram.
+    """
+    if not is_integer or hi - lo >= max_bins:
         return 0
     n_bins = int(hi - lo) + 1
     return n_bins if n_clusters * n_features * n_bins <= _HIST_BUDGET else 0
@@ -437,8 +446,13 @@ def integer_range(X):
 
 @njit(cache=True)
 def hist_chunks_for(n_samples, n_cells):
-    """Chunks of the histogram median: as for sums, but within ``_HIST_BUDGET`` cells in all."""
-    return max(1, min(n_chunks_for(n_samples), _HIST_BUDGET // max(1, n_cells)))
+    """Chunks of the histogram median: as for sums, within ``_HIST_CHUNK_CELLS`` cells in all but at least 2.
+
+    Each chunk zeroes and adds its own histogram, so wide histograms (uint16
+    imagery: thousands of bins) get few chunks; the count depends only on the
+    sizes, never on the thread count.
+    """
+    return max(1, min(n_chunks_for(n_samples), max(2, _HIST_CHUNK_CELLS // max(1, n_cells))))
 
 
 @njit(nogil=True, cache=True)

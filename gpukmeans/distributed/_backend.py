@@ -443,7 +443,7 @@ class DaskBackend:
             return means_from_sums(sums)
         if rule == "median":
             is_integer, lo, hi = self.integer_info(X)
-            n_bins = k.histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
+            n_bins = k.histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1], k.HIST_BINS_SHIPPED)
             if n_bins:
                 hist = self._reduce(
                     _hist_chunk,

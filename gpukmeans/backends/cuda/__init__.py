@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._base import Bindable, means_from_sums
-from .._numba_kernels import histogram_bins
+from .._numba_kernels import HIST_BINS_SHIPPED, histogram_bins
 from ._runtime import CUDAUnavailableError, kernel, load_cupy
 
 __all__ = ["CUDABackend", "CUDAUnavailableError"]
@@ -207,7 +207,7 @@ class CUDABackend(Bindable):
             return means_from_sums(self._weighted_sums(X, w, has_w, labels, n_clusters).get())
         if rule == "median":
             is_integer, lo, hi = self._integer_range(X)
-            n_bins = histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
+            n_bins = histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1], HIST_BINS_SHIPPED)
             if n_bins and self._integer_weights(sample_weight):
                 return self._median_histogram(X, sample_weight, labels, n_clusters, lo, n_bins)
             medians, weights = median_by_sorting(self.xp, X, sample_weight, labels, n_clusters)
