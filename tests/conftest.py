@@ -111,3 +111,15 @@ def cpu_backend():
     from gpukmeans.backends.cpu import CPUBackend
 
     return CPUBackend()
+
+
+@pytest.fixture(scope="module")
+def cp():
+    """CuPy with a usable CUDA GPU, or skip the test with the reason (CuPy missing, no GPU, old driver)."""
+    from gpukmeans.backends import CUDAUnavailableError
+    from gpukmeans.backends.cuda import _runtime
+
+    try:
+        return _runtime.load_cupy()
+    except CUDAUnavailableError as exc:
+        pytest.skip(str(exc))

@@ -186,14 +186,6 @@ def test_cuda_backend_facts_logic_with_numpy():
 
 
 # ------------------------------------------------------------------ GPU
-@pytest.fixture(scope="module")
-def cp():
-    try:
-        return _runtime.load_cupy()
-    except CUDAUnavailableError as exc:
-        pytest.skip(str(exc))
-
-
 UPDATES = ("mean", "median", "guarded")
 WEIGHTS = ("none", "int", "float")
 

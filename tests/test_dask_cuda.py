@@ -21,21 +21,11 @@ pytest.importorskip("distributed")  # gpukmeans.distributed needs it installed (
 import dask  # noqa: E402
 
 from gpukmeans import KMeans  # noqa: E402
-from gpukmeans.backends import CUDAUnavailableError  # noqa: E402
-from gpukmeans.backends.cuda import _runtime  # noqa: E402
 
 N = 6000
 #: ragged chunks, an empty one and a single row among them
 RAGGED = (1700, 0, 1700, 1, 1699, 900)
 UPDATES = ("mean", "median", "guarded")
-
-
-@pytest.fixture(scope="module")
-def cp():
-    try:
-        return _runtime.load_cupy()
-    except CUDAUnavailableError as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture
