@@ -132,9 +132,11 @@ def lloyd(
     labels = xp.full(n_samples, -1, dtype=xp.int32)
     history: list[dict] = []
     n_iter = 0
+    label_sums = None  # the sums of ``labels`` (a backend may update them from the samples that move)
     for n_iter in range(1, max_iter + 1):
         t0 = time.perf_counter()
-        objective, n_changed, sums = backend.assign(X, sample_weight, centers, metric.code, labels, True)
+        objective, n_changed, sums = backend.assign(X, sample_weight, centers, metric.code, labels, True, label_sums)
+        label_sums = sums
         weights = sums[:, n_features]
         update_labels = labels
         if bool(np.any(weights <= 0)):

@@ -53,7 +53,7 @@ def test_second_process_loads_every_kernel_from_disk():
     used = {name: hm for name, hm in stats.items() if hm[0] + hm[1] > 0}
     # the parallel kernels a fit needs must be among those used
     for name in (
-        "assign",
+        "assign_kernel",
         "pairwise",
         "point_costs",
         "cluster_objectives",

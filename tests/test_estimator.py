@@ -292,6 +292,35 @@ def test_weights_scale_invariance(metric):
     assert_allclose(4 * a.inertia_, b.inertia_, rtol=1e-12)
 
 
+@pytest.mark.parametrize("metric", METRICS)
+def test_updated_sums_equal_summing_again_in_a_fit(metric):
+    """Unit weights: the CPU backend moves the relabelled samples' coordinates between the sums of each
+    iteration; weights of 2 sum everything again. Integer pixels: every sum is exact, so the fits agree bit for
+    bit (same labels, centers, iterations and history)."""
+    from gpukmeans.imagery import aral
+
+    X = np.ascontiguousarray(aral.load(None)[0].data.reshape(-1, 3)[::5], dtype=np.float32)
+    init = pick_init(X, 6, 1)
+    a = KMeans(6, metric=metric, update="mean", init=init, tol=0).fit(X)
+    b = KMeans(6, metric=metric, update="mean", init=init, tol=0).fit(X, sample_weight=np.full(X.shape[0], 2.0))
+    assert a.n_iter_ > 3
+    assert_array_equal(a.labels_, b.labels_)
+    assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.n_iter_ == b.n_iter_ and 2 * a.inertia_ == b.inertia_
+    assert [h["n_changed"] for h in a.history_] == [h["n_changed"] for h in b.history_]
+
+
+def test_updated_sums_track_float_data_over_a_long_fit():
+    X = blobs(20_000, 3, 8, seed=4) * 1e3 + 5e4  # float data far from the origin: rounding in every move
+    init = pick_init(X, 8, 2)
+    a = KMeans(8, init=init, tol=0, max_iter=200).fit(X)
+    b = KMeans(8, init=init, tol=0, max_iter=200).fit(X, sample_weight=np.full(X.shape[0], 3.0))
+    assert_array_equal(a.labels_, b.labels_)
+    assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-12)
+    means = np.stack([X[a.labels_ == j].mean(axis=0) for j in range(8)])
+    assert_allclose(a.cluster_centers_, means, rtol=1e-12)
+
+
 # --------------------------------------------------------------- properties
 @pytest.mark.parametrize("update", ALL_UPDATES)
 @pytest.mark.parametrize("metric", METRICS)

@@ -577,3 +577,99 @@ def test_histogram_median_covers_uint16_ranges():
     ref, ref_weights = K.weighted_median(X, w, labels, k)
     assert_array_equal(got, ref)
     assert_array_equal(weights, ref_weights)
+
+
+# ------------------------------------------------ assign: feature counts, unit weights, moves
+@pytest.mark.parametrize("d", (1, 2, 4, 5, 8, 9, 13), ids=lambda d: f"d{d}")
+def test_assign_every_feature_count(d):
+    """Counts 1-8 run an instance compiled for that count, wider data the generic loops: same results."""
+    assert K.feature_token(d) == ((0,) * d if d <= K.MAX_UNROLLED_FEATURES else ())
+    n, k = 4096 * 2 + 77, 6
+    for code in CODES:
+        X, C, w = make(n, d, k, np.float32, seed=d)
+        labels = np.full(n, -1, np.int32)
+        objective, n_changed, sums = K.assign(X, w, C, code, labels, True)
+        assert_array_equal(labels, np.argmin(K.pairwise(X, C, code), axis=1))
+        terms = ref_terms(X, C, code)
+        assert_allclose(terms[np.arange(n), labels], terms.min(axis=1), rtol=2e-5, atol=1e-5)
+        assert n_changed == n
+        assert_allclose(objective, float(w.astype(np.float64) @ terms[np.arange(n), labels]), rtol=1e-5)
+        assert_allclose(sums, ref_weighted_sums(X, w, labels, k), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+def test_assign_unit_weight_flag_changes_nothing(code, dtype):
+    X, C, _ = make(3 * 4096 + 5, 3, 5, dtype)
+    w = np.ones(X.shape[0], dtype)
+    got, ref = np.full(X.shape[0], -1, np.int32), np.full(X.shape[0], -1, np.int32)
+    out = K.assign(X, w, C, code, got, True, True)
+    expected = K.assign(X, w, C, code, ref, True, False)
+    assert_array_equal(got, ref)
+    assert out[0] == expected[0] and out[1] == expected[1]
+    assert_array_equal(out[2], expected[2])
+
+
+def _moved_labels(n, k, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, k, n).astype(np.int32)
+
+
+@pytest.mark.parametrize("unit", (True, False), ids=("unit", "weighted"))
+@pytest.mark.parametrize("code", CODES)
+def test_assign_moves_equal_full_sums_exactly_on_integer_data(code, unit):
+    """``previous`` + the moves of the relabelled samples == summing everything again, bit for bit here."""
+    rng = np.random.default_rng(code)
+    n, k = 3 * 4096 + 101, 7
+    X = rng.integers(0, 256, size=(n, 3)).astype(np.float32)
+    w = np.ones(n, np.float32) if unit else rng.integers(1, 4, n).astype(np.float32)
+    C = X[rng.choice(n, k, replace=False)]
+    old = _moved_labels(n, k, code)
+    previous = ref_weighted_sums(X, w, old, k)
+    fast, full = old.copy(), old.copy()
+    obj_f, ch_f, sums_f = K.assign(X, w, C, code, fast, True, unit, previous)
+    obj_r, ch_r, sums_r = K.assign(X, w, C, code, full, True, unit)
+    assert_array_equal(fast, full)
+    assert ch_f == ch_r == int((full != old).sum()) and obj_f == obj_r
+    assert_array_equal(sums_f, sums_r)
+    assert_array_equal(sums_f, ref_weighted_sums(X, w, full, k))
+    assert_array_equal(previous, ref_weighted_sums(X, w, old, k))  # not modified
+
+
+@pytest.mark.parametrize("d", (3, 11), ids=("d3", "d11"))
+def test_assign_moves_float_data_and_first_assignment(d):
+    X, C, w = make(2 * 4096 + 9, d, 5, np.float64)
+    n, k = X.shape[0], C.shape[0]
+    first = np.full(n, -1, np.int32)  # -1: nothing to remove; zeros as previous sums
+    _, _, sums = K.assign(X, w, C, 0, first, True, False, np.zeros((k, d + 1)))
+    assert_allclose(sums, ref_weighted_sums(X, w, first, k), rtol=1e-12, atol=1e-12)
+    old = _moved_labels(n, k, 3)
+    labels = old.copy()
+    _, _, sums = K.assign(X, w, C, 1, labels, True, False, ref_weighted_sums(X, w, old, k))
+    assert_allclose(sums, ref_weighted_sums(X, w, labels, k), rtol=1e-12, atol=1e-10)
+
+
+def test_cpu_backend_moves_keep_exact_counts_and_reset_emptied_clusters():
+    from gpukmeans.backends.cpu import CPUBackend
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(5000, 2)) * 1e3 + 1e6  # float data: moves leave rounding residue in the sums
+    w = np.ones(5000)
+    old = np.zeros(5000, np.int32)
+    old[:2500] = 1
+    previous = ref_weighted_sums(X, w, old, 3)
+    C = np.array([X[:2500].mean(axis=0), X[2500:].mean(axis=0), [0.0, 0.0]])
+    C[1] = X[0]  # center 1 moves onto one sample: cluster 1 keeps only its exact duplicates
+    bound = CPUBackend().bind(X, w)
+    labels = old.copy()
+    _, _, sums = bound.assign(X, w, C, 0, labels, True, previous)
+    assert_array_equal(sums[2], 0.0)  # never had samples
+    weights = ref_weighted_sums(X, w, labels, 3)[:, -1]
+    assert_array_equal(sums[:, -1], weights)  # counts: exact
+    assert_allclose(sums, ref_weighted_sums(X, w, labels, 3), rtol=1e-9)
+    emptied = np.ones(5000, np.int32)
+    labels2 = emptied.copy()
+    C2 = np.array([[1e6, 1e6], [1e9, 1e9], [-1e9, -1e9]])  # everything goes to cluster 0: 1 and 2 empty
+    _, _, sums2 = bound.assign(X, w, C2, 0, labels2, True, ref_weighted_sums(X, w, emptied, 3))
+    assert_array_equal(sums2[1:], 0.0)  # exactly empty, no residue
+    assert sums2[0, -1] == 5000

@@ -84,7 +84,14 @@ class Backend(Protocol):
         """Return a host NumPy copy (or view) of a backend array."""
 
     def assign(
-        self, X: Array, sample_weight: Array, centers: Array, metric: int, labels: Array, accumulate: bool
+        self,
+        X: Array,
+        sample_weight: Array,
+        centers: Array,
+        metric: int,
+        labels: Array,
+        accumulate: bool,
+        previous: Any = None,
     ) -> tuple[float, int, Array]:
         """Fused distance + argmin; no ``(n_samples, n_clusters)`` matrix.
 
@@ -93,6 +100,12 @@ class Backend(Protocol):
         the number of labels that changed, and, if ``accumulate``, the
         ``(n_clusters, n_features + 1)`` float64 NumPy weighted coordinate sums
         with the cluster weights in the last column (zeros otherwise).
+
+        ``previous``, when given, holds the sums of the labels passed in. A
+        backend may then update them from the samples that change cluster only
+        (the CPU backend does, with unit weights) instead of summing everything
+        again; the result equals the full sums up to float64 rounding, exactly
+        on integer data, and a cluster left with no samples gets weight 0.
         """
 
     def update(self, X: Array, sample_weight: Array, labels: Array, n_clusters: int, rule: str) -> tuple[Array, Array]:

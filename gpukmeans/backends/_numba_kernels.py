@@ -18,6 +18,10 @@ guarantees them so that each kernel compiles once per dtype):
   chunk order, so results are bit-identical whatever the number of threads.
 - Parallel loops only call serial ``*_range`` helpers: numba compiles a prange
   body moved into a serial helper into markedly faster code.
+- The assign kernel works on blocks of ``_BLOCK`` points transposed into an
+  L1-resident buffer, and is compiled once per number of features up to
+  :data:`MAX_UNROLLED_FEATURES` (the count is then a constant, so the loads,
+  distances and argmin vectorise across points) plus once for any wider data.
 - Ties in a distance go to the lowest center index.
 """
 
@@ -81,53 +85,185 @@ def _block_distances(buf, centers, j, metric, d):
             d[p] = _term(metric, d[p], buf[f, p] - c)
 
 
+#: Feature counts compiled with the count as a constant (pixels, RGBN, multispectral);
+#: wider data runs the generic loops.
+MAX_UNROLLED_FEATURES = 8
+
+
+def feature_token(n_features: int) -> tuple:
+    """``(0,) * n_features`` up to :data:`MAX_UNROLLED_FEATURES`, else ``()``.
+
+    Passed to :func:`assign_kernel`, whose compiled instance is chosen by the
+    token's type: its length is the number of features as a compile-time
+    constant (0: any number, read from X).
+    """
+    return (0,) * n_features if n_features <= MAX_UNROLLED_FEATURES else ()
+
+
 @njit(nogil=True, cache=True)
-def _assign_range(X, sample_weight, centers, metric, labels, start, stop, accumulate, sums):
+def _load_block_flat(xb, m, buf, dims):
+    """Transpose the ``m`` rows of one block (``xb``: their values in C order) into ``buf`` (D, _BLOCK).
+
+    With ``len(dims)`` a compile-time constant the loads vectorise (interleaved
+    loads); columns ``m .. _BLOCK`` of a last, partial block are zero.
+    """
+    n_features = len(dims) if len(dims) else buf.shape[0]
+    if m == _BLOCK:
+        for p in range(_BLOCK):
+            for f in range(n_features):
+                buf[f, p] = xb[p * n_features + f]
+    else:
+        for p in range(m):
+            for f in range(n_features):
+                buf[f, p] = xb[p * n_features + f]
+        for p in range(m, _BLOCK):
+            for f in range(n_features):
+                buf[f, p] = 0
+
+
+@njit(nogil=True, cache=True)
+def _block_argmin(buf, centers, metric, dims, best, best_j, d):
+    """Nearest center of each buffered point: ``best`` (its term) and ``best_j`` (its index, lowest on ties).
+
+    With a compile-time number of features each distance is summed in
+    registers and compared at once, vectorised across the block's points;
+    otherwise it is built feature by feature in the scratch row ``d`` (_BLOCK,).
+    """
+    for p in range(_BLOCK):
+        best[p] = np.inf
+        best_j[p] = 0
+    for j in range(centers.shape[0]):
+        if len(dims):
+            c = centers[j]
+            for p in range(_BLOCK):
+                acc = buf.dtype.type(0)
+                for f in range(len(dims)):
+                    acc = _term(metric, acc, buf[f, p] - c[f])
+                closer = acc < best[p]  # branch-free argmin, lowest index wins ties
+                best[p] = acc if closer else best[p]
+                best_j[p] = j if closer else best_j[p]
+        else:
+            _block_distances(buf, centers, j, metric, d)
+            for p in range(_BLOCK):
+                closer = d[p] < best[p]
+                best[p] = d[p] if closer else best[p]
+                best_j[p] = j if closer else best_j[p]
+
+
+@njit(nogil=True, cache=True)
+def _block_record(w, unit_weight, labels, m, best, best_j, objective, changed):
+    """Write the block's labels; add its weighted terms and changed labels to per-lane totals.
+
+    ``w`` and ``labels`` are the block's slices; ``objective`` (_BLOCK,) float64
+    and ``changed`` (_BLOCK,) int64 hold one running total per lane (vectorised).
+    """
+    for p in range(m):
+        term = np.float64(best[p])
+        objective[p] += term if unit_weight else np.float64(w[p]) * term
+        changed[p] += labels[p] != best_j[p]
+        labels[p] = best_j[p]
+
+
+@njit(nogil=True, cache=True)
+def _block_sums(buf, w, unit_weight, m, best_j, dims, sums):
+    """Add the block's weighted coordinates and weights to ``sums[best_j[p]]`` (float64)."""
+    n_features = len(dims) if len(dims) else buf.shape[0]
+    for p in range(m):
+        j = best_j[p]
+        wi = 1.0 if unit_weight else np.float64(w[p])
+        for f in range(n_features):
+            sums[j, f] += np.float64(buf[f, p]) if unit_weight else wi * buf[f, p]
+        sums[j, n_features] += wi
+
+
+@njit(nogil=True, cache=True)
+def _block_moves(buf, w, unit_weight, m, labels, best_j, dims, sums):
+    """Change of the sums from this block's relabelled points: + to the new cluster, - from the old one.
+
+    ``labels`` holds the block's previous labels (-1: none, nothing to remove).
+    """
+    n_features = len(dims) if len(dims) else buf.shape[0]
+    n_moved = 0
+    for p in range(m):  # vectorised count first: skip the loop below in blocks with no moves
+        n_moved += labels[p] != best_j[p]
+    if n_moved == 0:
+        return
+    for p in range(m):
+        new, old = best_j[p], labels[p]
+        if new != old:
+            wi = 1.0 if unit_weight else np.float64(w[p])
+            for f in range(n_features):
+                sums[new, f] += np.float64(buf[f, p]) if unit_weight else wi * buf[f, p]
+            sums[new, n_features] += wi
+            if old >= 0:
+                for f in range(n_features):
+                    sums[old, f] -= np.float64(buf[f, p]) if unit_weight else wi * buf[f, p]
+                sums[old, n_features] -= wi
+
+
+@njit(nogil=True, cache=True)
+def _assign_range(X, sample_weight, centers, metric, labels, start, stop, accumulate, unit_weight, dims, sums):
     """Assign points ``start .. stop`` to their nearest center.
 
-    IN: X, sample_weight, centers, metric, start, stop, accumulate.
+    IN: X, sample_weight, centers, metric, start, stop, unit_weight (every
+    weight is 1: skip the products), dims (see :func:`feature_token`),
+    accumulate (0: no sums, 1: sums of the new assignment, 2: their change
+    from the previous one, see :func:`_block_moves`).
     INOUT: labels (previous labels in, nearest-center labels out).
     OUT: sums (n_clusters, n_features + 1) float64: per-cluster weighted sums of
-    coordinates and, in the last column, of weights (only if ``accumulate``).
+    coordinates and, in the last column, of weights (or their change).
     Returns (weighted objective, number of labels that changed).
     """
     n_features = X.shape[1]
-    n_clusters = centers.shape[0]
     buf = np.empty((n_features, _BLOCK), dtype=X.dtype)
     d = np.empty(_BLOCK, dtype=X.dtype)
     best = np.empty(_BLOCK, dtype=X.dtype)
     best_j = np.empty(_BLOCK, dtype=np.int32)
-    objective = 0.0
-    n_changed = 0
+    objective = np.zeros(_BLOCK)
+    changed = np.zeros(_BLOCK, dtype=np.int64)
+    flat = X.reshape(-1)
     for b0 in range(start, stop, _BLOCK):
         m = min(_BLOCK, stop - b0)
-        _load_block(X, b0, m, buf)
-        for p in range(_BLOCK):
-            best[p] = np.inf
-            best_j[p] = 0
-        for j in range(n_clusters):
-            _block_distances(buf, centers, j, metric, d)
-            for p in range(_BLOCK):  # branch-free argmin, lowest index wins ties
-                closer = d[p] < best[p]
-                best[p] = d[p] if closer else best[p]
-                best_j[p] = j if closer else best_j[p]
-        for p in range(m):
-            i = b0 + p
-            j = best_j[p]
-            wi = np.float64(sample_weight[i])
-            objective += wi * best[p]
-            if labels[i] != j:
-                n_changed += 1
-                labels[i] = j
-            if accumulate:
-                for f in range(n_features):
-                    sums[j, f] += wi * buf[f, p]
-                sums[j, n_features] += wi
-    return objective, n_changed
+        _load_block_flat(flat[b0 * n_features : (b0 + m) * n_features], m, buf, dims)
+        _block_argmin(buf, centers, metric, dims, best, best_j, d)
+        w = sample_weight[b0 : b0 + m]
+        block_labels = labels[b0 : b0 + m]
+        if accumulate == 2:
+            _block_moves(buf, w, unit_weight, m, block_labels, best_j, dims, sums)
+        elif accumulate == 1:
+            _block_sums(buf, w, unit_weight, m, best_j, dims, sums)
+        _block_record(w, unit_weight, block_labels, m, best, best_j, objective, changed)
+    return objective.sum(), changed.sum()
 
 
 @njit(parallel=True, cache=True)
-def assign(X, sample_weight, centers, metric, labels, accumulate):
+def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_weight, dims):
+    """Fused distance + argmin (+ weighted sums or their change: ``accumulate`` 1 or 2) over all samples.
+
+    See :func:`assign`, which picks ``accumulate`` and ``dims``.
+    """
+    n_samples, n_features = X.shape
+    n_clusters = centers.shape[0]
+    n_chunks = n_chunks_for(n_samples)
+    partial = np.zeros((n_chunks, n_clusters, n_features + 1))
+    objectives = np.zeros(n_chunks)
+    changed = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        objectives[c], changed[c] = _assign_range(
+            X, sample_weight, centers, metric, labels, start, stop, accumulate, unit_weight, dims, partial[c]
+        )
+    sums = np.zeros((n_clusters, n_features + 1))
+    objective = 0.0
+    n_changed = 0
+    for c in range(n_chunks):
+        sums += partial[c]
+        objective += objectives[c]
+        n_changed += changed[c]
+    return objective, n_changed, sums
+
+
+def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=False, previous=None):
     """Fused distance + argmin (+ weighted sums) over all samples; no n x k matrix.
 
     Parameters
@@ -139,6 +275,15 @@ def assign(X, sample_weight, centers, metric, labels, accumulate):
     labels : (n_samples,) int32, INOUT
     accumulate : bool
         Also return the weighted per-cluster sums of the new assignment.
+    unit_weight : bool
+        The caller knows every weight is 1 (the products are skipped; same results).
+    previous : (n_clusters, n_features + 1) float64 array, optional
+        The sums of the labels passed in (with ``accumulate``). The kernel then
+        only visits the samples whose label changes, moving their coordinates
+        and weights from the old cluster's sums to the new one's, and returns
+        ``previous`` plus that change: equal to the full sums in exact
+        arithmetic, and bit for bit when every partial sum is an integer below
+        2**53 (integer data, unit or integer weights).
 
     Returns
     -------
@@ -148,24 +293,21 @@ def assign(X, sample_weight, centers, metric, labels, accumulate):
         Weighted coordinate sums and, in the last column, the cluster weights
         (zeros if not ``accumulate``).
     """
-    n_samples, n_features = X.shape
-    n_clusters = centers.shape[0]
-    n_chunks = n_chunks_for(n_samples)
-    partial = np.zeros((n_chunks, n_clusters, n_features + 1))
-    objectives = np.zeros(n_chunks)
-    changed = np.zeros(n_chunks, dtype=np.int64)
-    for c in prange(n_chunks):
-        start, stop = _chunk(n_samples, n_chunks, c)
-        objectives[c], changed[c] = _assign_range(
-            X, sample_weight, centers, metric, labels, start, stop, accumulate, partial[c]
-        )
-    sums = np.zeros((n_clusters, n_features + 1))
-    objective = 0.0
-    n_changed = 0
-    for c in range(n_chunks):
-        sums += partial[c]
-        objective += objectives[c]
-        n_changed += changed[c]
+    token = feature_token(X.shape[1])
+    mode = 0 if not accumulate else (1 if previous is None else 2)
+    objective, n_changed, sums = assign_kernel(X, sample_weight, centers, metric, labels, mode, unit_weight, token)
+    if mode == 2:
+        sums += previous
+    return objective, n_changed, sums
+
+
+def assign_serial(X, sample_weight, centers, metric, labels, accumulate, unit_weight=False):
+    """:func:`assign` on the calling thread only (no parallel launch; releases the GIL)."""
+    sums = np.zeros((centers.shape[0], X.shape[1] + 1))
+    token = feature_token(X.shape[1])
+    objective, n_changed = _assign_range(
+        X, sample_weight, centers, metric, labels, 0, X.shape[0], int(bool(accumulate)), unit_weight, token, sums
+    )
     return objective, n_changed, sums
 
 

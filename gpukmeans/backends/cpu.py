@@ -10,13 +10,17 @@ from . import _numba_kernels as k
 from ._base import Bindable, means_from_sums
 
 
+def _all_ones(a: np.ndarray) -> bool:
+    return bool((a == 1).all())
+
+
 class CPUBackend(Bindable):
     """numba-JIT CPU backend (``backend="cpu"``); see :class:`gpukmeans.backends.Backend`.
 
     Kernels run in parallel on numba's thread pool (``NUMBA_NUM_THREADS``) and
     are cached on disk after their first compilation. Bound to a run
-    (:meth:`Bindable.bind`), it checks once whether X is integer-valued instead
-    of at every median update.
+    (:meth:`Bindable.bind`), it checks once whether X is integer-valued (instead
+    of at every median update) and whether every weight is 1.
     """
 
     name = "cpu"
@@ -28,8 +32,15 @@ class CPUBackend(Bindable):
     def to_numpy(self, a: np.ndarray) -> np.ndarray:
         return np.asarray(a)
 
-    def assign(self, X, sample_weight, centers, metric, labels, accumulate):
-        objective, n_changed, sums = k.assign(X, sample_weight, centers, metric, labels, accumulate)
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
+        # All-ones weights (the usual case), checked once per bound run: the products are skipped, and the
+        # sums are updated from ``previous`` by the samples that change cluster only. Each cluster weight is
+        # then an exact count, so a cluster that loses its last sample has weight exactly 0; its row is reset.
+        unit = self._bound is not None and self._fact("unit_weight", sample_weight, _all_ones)
+        previous = previous if unit and accumulate else None
+        objective, n_changed, sums = k.assign(X, sample_weight, centers, metric, labels, accumulate, unit, previous)
+        if previous is not None:
+            sums[sums[:, -1] == 0] = 0.0
         return float(objective), int(n_changed), sums
 
     def update(self, X, sample_weight, labels, n_clusters, rule):

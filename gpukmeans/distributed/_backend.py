@@ -421,7 +421,8 @@ class DaskBackend:
         return np.asarray(a)
 
     # ---------------------------------------------------------------- interface
-    def assign(self, X, sample_weight, centers, metric, labels, accumulate):
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
+        # ``previous`` is a hint this backend does not use: its sums are always recomputed in full
         centers = np.ascontiguousarray(centers, dtype=X.dtype)
         outs = [
             _task(_assign_chunk, x, w, lab, centers, metric, accumulate, X.dtype, self.threads)

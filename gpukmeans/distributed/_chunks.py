@@ -65,14 +65,12 @@ class HostKernels(CPUBackend):
         """
         return _cached_ones(_HOST_ONES, n, dtype, np.ones)
 
-    def assign(self, X, sample_weight, centers, metric, labels, accumulate):
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
         if numba.get_num_threads() > 1:
             return super().assign(X, sample_weight, centers, metric, labels, accumulate)
         # one thread for this task: the serial kernel, which releases the GIL (the worker's event loop keeps
         # serving messages while it runs) and skips the parallel launch
-        sums = np.zeros((centers.shape[0], centers.shape[1] + 1))
-        n = X.shape[0]
-        objective, n_changed = k._assign_range(X, sample_weight, centers, metric, labels, 0, n, accumulate, sums)
+        objective, n_changed, sums = k.assign_serial(X, sample_weight, centers, metric, labels, accumulate)
         return float(objective), int(n_changed), sums
 
     def weighted_sums(self, X, sample_weight, labels, n_clusters: int) -> np.ndarray:

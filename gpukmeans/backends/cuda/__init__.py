@@ -159,7 +159,8 @@ class CUDABackend(Bindable):
         return cp.concatenate([*parts, weights], axis=1)
 
     # ------------------------------------------------------------------ interface
-    def assign(self, X, sample_weight, centers, metric, labels, accumulate):
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
+        # ``previous`` is a hint this backend does not use: its sums are always recomputed in full
         cp = self.xp
         centers = self.asarray(centers, X.dtype)
         n, d = X.shape
