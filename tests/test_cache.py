@@ -27,7 +27,9 @@ SCRIPT = textwrap.dedent(
                 km.predict(X)
                 km.transform(X)
         # integer-valued imagery takes the histogram median
-        KMeans(4, metric="manhattan", random_state=0).fit((X * 255).astype(np.uint8).astype(dtype))
+        Xint = (X * 255).astype(np.uint8).astype(dtype)
+        KMeans(4, metric="manhattan", random_state=0).fit(Xint)
+        KMeans(4, metric="manhattan", random_state=0).fit(Xint, sample_weight=np.full(len(X), 2.0))
         # duplicates force empty-cluster relocation (point_costs, weighted_sums)
         KMeans(5, random_state=0).fit(np.repeat(X[:3], 50, axis=0))
     stats = {}
@@ -59,7 +61,9 @@ def test_second_process_loads_every_kernel_from_disk():
         "cluster_objectives",
         "weighted_sums",
         "weighted_median",
-        "weighted_median_hist",
+        "histogram",
+        "medians_from_histogram",
+        "_histogram_moves",
         "integer_range",
     ):
         assert name in used, f"kernel {name} was not exercised"

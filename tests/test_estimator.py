@@ -292,17 +292,18 @@ def test_weights_scale_invariance(metric):
     assert_allclose(4 * a.inertia_, b.inertia_, rtol=1e-12)
 
 
+@pytest.mark.parametrize("update", RULES)
 @pytest.mark.parametrize("metric", METRICS)
-def test_updated_sums_equal_summing_again_in_a_fit(metric):
-    """Unit weights: the CPU backend moves the relabelled samples' coordinates between the sums of each
-    iteration; weights of 2 sum everything again. Integer pixels: every sum is exact, so the fits agree bit for
-    bit (same labels, centers, iterations and history)."""
+def test_updated_sums_and_histograms_equal_summing_again_in_a_fit(metric, update):
+    """Unit weights: the CPU backend moves the relabelled samples between the sums and median histograms of
+    each iteration; weights of 2 sum everything again. Integer pixels: every sum is exact, so the fits agree bit
+    for bit (same labels, centers, iterations and history)."""
     from gpukmeans.imagery import aral
 
     X = np.ascontiguousarray(aral.load(None)[0].data.reshape(-1, 3)[::5], dtype=np.float32)
     init = pick_init(X, 6, 1)
-    a = KMeans(6, metric=metric, update="mean", init=init, tol=0).fit(X)
-    b = KMeans(6, metric=metric, update="mean", init=init, tol=0).fit(X, sample_weight=np.full(X.shape[0], 2.0))
+    a = KMeans(6, metric=metric, update=update, init=init, tol=0).fit(X)
+    b = KMeans(6, metric=metric, update=update, init=init, tol=0).fit(X, sample_weight=np.full(X.shape[0], 2.0))
     assert a.n_iter_ > 3
     assert_array_equal(a.labels_, b.labels_)
     assert_array_equal(a.cluster_centers_, b.cluster_centers_)

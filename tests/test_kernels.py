@@ -673,3 +673,52 @@ def test_cpu_backend_moves_keep_exact_counts_and_reset_emptied_clusters():
     _, _, sums2 = bound.assign(X, w, C2, 0, labels2, True, ref_weighted_sums(X, w, emptied, 3))
     assert_array_equal(sums2[1:], 0.0)  # exactly empty, no residue
     assert sums2[0, -1] == 5000
+
+
+@pytest.mark.parametrize("n", (1, 64, 3 * 4096 + 37))
+def test_histogram_moves_equal_histogram_exactly(n):
+    rng = np.random.default_rng(n)
+    k, lo, n_bins = 5, -3.0, 40
+    X = rng.integers(-3, 37, size=(n, 3)).astype(np.float32)
+    w = np.ones(n, np.float32)
+    hist = np.zeros((k, 3, n_bins))
+    counted = np.full(n, -1, np.int32)  # nothing counted yet
+    for seed in range(3):
+        labels = _moved_labels(n, k, seed)
+        if seed == 2:
+            labels[: n // 2] = counted[: n // 2]  # half unchanged
+        K.histogram_moves(X, labels, counted, lo, hist)
+        assert_array_equal(counted, labels)
+        assert_array_equal(hist, K.histogram(X, w, labels, k, lo, n_bins))
+        medians = K.medians_from_histogram(hist, lo)[0]
+        for j in range(k):
+            members = labels == j
+            expected = [ref_weighted_median(X[members, f], w[members]) for f in range(3)] if members.any() else np.nan
+            assert_array_equal(medians[j], expected)
+
+
+def test_cpu_backend_median_keeps_histograms_across_calls():
+    from gpukmeans.backends.cpu import CPUBackend
+
+    rng = np.random.default_rng(8)
+    X = rng.integers(0, 256, size=(20_000, 3)).astype(np.float32)
+    w = np.ones(X.shape[0], np.float32)
+    bound, plain = CPUBackend().bind(X, w), CPUBackend()
+    for seed in range(4):
+        labels = _moved_labels(X.shape[0], 6, seed)
+        labels[: 5000 * seed] = 0
+        got = bound.update(X, w, labels.copy(), 6, "median")  # a new array every call, as after relocation
+        ref = plain.update(X, w, labels, 6, "median")
+        assert_array_equal(got[0], ref[0])
+        assert_array_equal(got[1], ref[1])
+    labels3 = (labels % 3).astype(np.int32)  # another cluster count: the histograms are rebuilt
+    assert_array_equal(bound.update(X, w, labels3, 3, "median")[0], plain.update(X, w, labels3, 3, "median")[0])
+
+
+def test_lowest_set_bit_helpers():
+    probe = numba.njit(lambda m: (K._lowest_bit(m), K._lowest_bit_debruijn(m)))
+    rng = np.random.default_rng(0)
+    for i in range(64):
+        high = int(rng.integers(0, 2**63)) << 1
+        for mask in (1 << i, (1 << i) | (high >> (i + 1) << (i + 1)) % 2**64):
+            assert probe(np.uint64(mask)) == (i, i)

@@ -27,8 +27,28 @@ guarantees them so that each kernel compiles once per dtype):
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+#: de Bruijn sequence and table for :func:`_lowest_bit_debruijn`
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
+for _i in range(64):
+    _DEBRUIJN_INDEX[((int(_DEBRUIJN) << _i) % 2**64) >> 58] = _i
+_DEBRUIJN_INDEX.setflags(write=False)
+
+
+@njit(inline="always")
+def _lowest_bit_debruijn(mask):
+    """Index of the lowest set bit of a nonzero uint64, by de Bruijn multiplication (portable)."""
+    return _DEBRUIJN_INDEX[((mask & (~mask + np.uint64(1))) * _DEBRUIJN) >> np.uint64(58)]
+
+
+try:  # numba's count-trailing-zeros intrinsic (one instruction); not public API, hence the fallback
+    from numba.cpython.unsafe.numbers import trailing_zeros as _lowest_bit
+except ImportError:  # pragma: no cover
+    _lowest_bit = _lowest_bit_debruijn
 
 _BLOCK = 64  # points per block: transposed into an L1-resident buffer
 _N_CHUNKS = 64  # partial-sum slots; fixed, so results do not depend on threads
@@ -59,6 +79,21 @@ def n_chunks_for(n_samples):
 @njit(inline="always")
 def _chunk(n_samples, n_chunks, c):
     return c * n_samples // n_chunks, (c + 1) * n_samples // n_chunks
+
+
+@njit(inline="always")
+def _moved_mask(new, old, m):
+    """Bit p set where ``new[p] != old[p]``, for ``p < m <= 64`` (vectorised; iterate with :func:`_pop_lowest`)."""
+    mask = np.uint64(0)
+    for p in range(m):
+        mask |= np.uint64(new[p] != old[p]) << np.uint64(p)
+    return mask
+
+
+@njit(inline="always")
+def _pop_lowest(mask):
+    """(index of the lowest set bit, mask without it)."""
+    return _lowest_bit(mask), mask & (mask - np.uint64(1))
 
 
 @njit(nogil=True, cache=True)
@@ -151,17 +186,19 @@ def _block_argmin(buf, centers, metric, dims, best, best_j, d):
 
 
 @njit(nogil=True, cache=True)
-def _block_record(w, unit_weight, labels, m, best, best_j, objective, changed):
-    """Write the block's labels; add its weighted terms and changed labels to per-lane totals.
+def _block_record(w, unit_weight, labels, m, best, best_j, objective):
+    """Add the block's weighted terms to per-lane totals; return the mask of its changed labels.
 
-    ``w`` and ``labels`` are the block's slices; ``objective`` (_BLOCK,) float64
-    and ``changed`` (_BLOCK,) int64 hold one running total per lane (vectorised).
+    ``w`` and ``labels`` are the block's slices (``labels`` still the previous
+    ones); ``objective`` (_BLOCK,) float64 holds one running total per lane.
+    Bit p of the returned uint64 is set where ``best_j[p] != labels[p]``.
     """
-    for p in range(m):
+    mask = np.uint64(0)
+    for p in range(m):  # vectorised
         term = np.float64(best[p])
         objective[p] += term if unit_weight else np.float64(w[p]) * term
-        changed[p] += labels[p] != best_j[p]
-        labels[p] = best_j[p]
+        mask |= np.uint64(best_j[p] != labels[p]) << np.uint64(p)
+    return mask
 
 
 @njit(nogil=True, cache=True)
@@ -177,20 +214,20 @@ def _block_sums(buf, w, unit_weight, m, best_j, dims, sums):
 
 
 @njit(nogil=True, cache=True)
-def _block_moves(buf, w, unit_weight, m, labels, best_j, dims, sums):
-    """Change of the sums from this block's relabelled points: + to the new cluster, - from the old one.
+def _block_relabel(buf, w, unit_weight, mask, labels, best_j, moves, dims, sums):
+    """Write the new labels of the block's changed samples (bits of ``mask``); count them.
 
-    ``labels`` holds the block's previous labels (-1: none, nothing to remove).
+    With ``moves``, also move each one's weighted coordinates and weight from
+    the sums of its old cluster (none for label -1) to those of its new one.
     """
     n_features = len(dims) if len(dims) else buf.shape[0]
-    n_moved = 0
-    for p in range(m):  # vectorised count first: skip the loop below in blocks with no moves
-        n_moved += labels[p] != best_j[p]
-    if n_moved == 0:
-        return
-    for p in range(m):
+    n_changed = 0
+    while mask:  # visits the changed samples only, no per-sample branch
+        p, mask = _pop_lowest(mask)
         new, old = best_j[p], labels[p]
-        if new != old:
+        labels[p] = new
+        n_changed += 1
+        if moves:
             wi = 1.0 if unit_weight else np.float64(w[p])
             for f in range(n_features):
                 sums[new, f] += np.float64(buf[f, p]) if unit_weight else wi * buf[f, p]
@@ -199,6 +236,7 @@ def _block_moves(buf, w, unit_weight, m, labels, best_j, dims, sums):
                 for f in range(n_features):
                     sums[old, f] -= np.float64(buf[f, p]) if unit_weight else wi * buf[f, p]
                 sums[old, n_features] -= wi
+    return n_changed
 
 
 @njit(nogil=True, cache=True)
@@ -208,7 +246,7 @@ def _assign_range(X, sample_weight, centers, metric, labels, start, stop, accumu
     IN: X, sample_weight, centers, metric, start, stop, unit_weight (every
     weight is 1: skip the products), dims (see :func:`feature_token`),
     accumulate (0: no sums, 1: sums of the new assignment, 2: their change
-    from the previous one, see :func:`_block_moves`).
+    from the previous one, see :func:`_block_relabel`).
     INOUT: labels (previous labels in, nearest-center labels out).
     OUT: sums (n_clusters, n_features + 1) float64: per-cluster weighted sums of
     coordinates and, in the last column, of weights (or their change).
@@ -220,7 +258,7 @@ def _assign_range(X, sample_weight, centers, metric, labels, start, stop, accumu
     best = np.empty(_BLOCK, dtype=X.dtype)
     best_j = np.empty(_BLOCK, dtype=np.int32)
     objective = np.zeros(_BLOCK)
-    changed = np.zeros(_BLOCK, dtype=np.int64)
+    n_changed = 0
     flat = X.reshape(-1)
     for b0 in range(start, stop, _BLOCK):
         m = min(_BLOCK, stop - b0)
@@ -228,12 +266,11 @@ def _assign_range(X, sample_weight, centers, metric, labels, start, stop, accumu
         _block_argmin(buf, centers, metric, dims, best, best_j, d)
         w = sample_weight[b0 : b0 + m]
         block_labels = labels[b0 : b0 + m]
-        if accumulate == 2:
-            _block_moves(buf, w, unit_weight, m, block_labels, best_j, dims, sums)
-        elif accumulate == 1:
+        if accumulate == 1:
             _block_sums(buf, w, unit_weight, m, best_j, dims, sums)
-        _block_record(w, unit_weight, block_labels, m, best, best_j, objective, changed)
-    return objective.sum(), changed.sum()
+        mask = _block_record(w, unit_weight, block_labels, m, best, best_j, objective)
+        n_changed += _block_relabel(buf, w, unit_weight, mask, block_labels, best_j, accumulate == 2, dims, sums)
+    return objective.sum(), n_changed
 
 
 @njit(parallel=True, cache=True)
@@ -609,17 +646,14 @@ def _hist_range(X, sample_weight, labels, lo, start, stop, hist):
 
 
 @njit(parallel=True, cache=True)
-def weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins):
-    """Weighted coordinate-wise median of integer-valued X from per-cluster histograms, O(n).
-
-    Same definition and result as :func:`weighted_median` (first value whose
-    cumulative weight reaches half; midpoint on an exact half), for X whose
-    values are integers in ``[lo, lo + n_bins)``.
+def histogram(X, sample_weight, labels, n_clusters, lo, n_bins):
+    """Per-cluster, per-feature weighted histograms of integer-valued X (values ``lo .. lo + n_bins - 1``).
 
     Returns
     -------
-    medians : (n_clusters, n_features) float64, NaN for clusters of no weight
-    weights : (n_clusters,) float64
+    hist : (n_clusters, n_features, n_bins) float64
+        Total weight of the members of each cluster with each value (samples
+        of weight 0 ignored).
     """
     n_samples, n_features = X.shape
     n_chunks = hist_chunks_for(n_samples, n_clusters * n_features * n_bins)
@@ -630,6 +664,63 @@ def weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins):
     hist = partial[0].copy()
     for c in range(1, n_chunks):
         hist += partial[c]
+    return hist
+
+
+@njit(nogil=True, cache=True)
+def _hist_moves_range(X, labels, previous, lo, start, stop, delta):
+    n_features = X.shape[1]
+    for b0 in range(start, stop, _BLOCK):
+        b1 = min(b0 + _BLOCK, stop)
+        mask = _moved_mask(labels[b0:b1], previous[b0:b1], b1 - b0)
+        while mask:
+            p, mask = _pop_lowest(mask)
+            i = b0 + p
+            new, old = labels[i], previous[i]
+            for f in range(n_features):
+                b = np.int64(X[i, f] - lo)
+                delta[new, f, b] += 1.0
+                if old >= 0:
+                    delta[old, f, b] -= 1.0
+            previous[i] = new
+
+
+@njit(parallel=True, cache=True)
+def _histogram_moves(X, labels, previous, lo, hist, n_chunks):
+    n_samples = X.shape[0]
+    n_clusters, n_features, n_bins = hist.shape
+    partial = np.zeros((n_chunks, n_clusters, n_features, n_bins))
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        _hist_moves_range(X, labels, previous, lo, start, stop, partial[c])
+    for c in range(n_chunks):
+        hist += partial[c]
+
+
+def histogram_moves(X, labels, previous, lo, hist):
+    """Bring unit-weight histograms of the labels ``previous`` up to date with ``labels``.
+
+    IN: X (integer-valued), labels, lo.
+    INOUT: previous (n_samples,) int32, the labels ``hist`` counts (-1: not
+    counted), set to ``labels``; hist (n_clusters, n_features, n_bins) float64,
+    each relabelled sample's values moved from its old cluster to its new one.
+    Counts are integers, so the result equals :func:`histogram` exactly, with
+    any number of chunks: two per thread (each zeroes a histogram).
+    """
+    n_chunks = max(1, min(int(n_chunks_for(X.shape[0])), 2 * numba.get_num_threads()))
+    _histogram_moves(X, labels, previous, lo, hist, n_chunks)
+
+
+@njit(cache=True)
+def medians_from_histogram(hist, lo):
+    """Weighted medians from :func:`histogram` (definition of :func:`weighted_median`).
+
+    Returns
+    -------
+    medians : (n_clusters, n_features) float64, NaN for clusters of no weight
+    weights : (n_clusters,) float64
+    """
+    n_clusters, n_features, n_bins = hist.shape
     medians = np.full((n_clusters, n_features), np.nan)
     weights = np.zeros(n_clusters)
     for j in range(n_clusters):
@@ -650,3 +741,18 @@ def weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins):
                                 break
                     break
     return medians, weights
+
+
+def weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins):
+    """Weighted coordinate-wise median of integer-valued X from per-cluster histograms, O(n).
+
+    Same definition and result as :func:`weighted_median` (first value whose
+    cumulative weight reaches half; midpoint on an exact half), for X whose
+    values are integers in ``[lo, lo + n_bins)``.
+
+    Returns
+    -------
+    medians : (n_clusters, n_features) float64, NaN for clusters of no weight
+    weights : (n_clusters,) float64
+    """
+    return medians_from_histogram(histogram(X, sample_weight, labels, n_clusters, lo, n_bins), lo)

@@ -20,7 +20,9 @@ class CPUBackend(Bindable):
     Kernels run in parallel on numba's thread pool (``NUMBA_NUM_THREADS``) and
     are cached on disk after their first compilation. Bound to a run
     (:meth:`Bindable.bind`), it checks once whether X is integer-valued (instead
-    of at every median update) and whether every weight is 1.
+    of at every median update) and whether every weight is 1. With unit weights
+    a bound run also keeps its sums and median histograms from one iteration to
+    the next, moving only the samples that change cluster.
     """
 
     name = "cpu"
@@ -52,9 +54,27 @@ class CPUBackend(Bindable):
             is_integer, lo, hi = self._fact("integer_range", X, k.integer_range)
             n_bins = k.histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
             if n_bins:
+                if self._bound is not None and self._fact("unit_weight", sample_weight, _all_ones):
+                    return k.medians_from_histogram(self._run_histogram(X, labels, n_clusters, lo, n_bins), lo)
                 return k.weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins)
             return k.weighted_median(X, sample_weight, labels, n_clusters)
         raise ValueError(f"Unknown update rule {rule!r}.")
+
+    def _run_histogram(self, X, labels, n_clusters, lo, n_bins):
+        """The run's unit-weight histograms of ``labels``, updated from the samples relabelled since the last call.
+
+        The bound run keeps the histograms and a copy of the labels they count;
+        each call compares ``labels`` with that copy and moves only the samples
+        that changed cluster (counts are integers: exact).
+        """
+        state = self._bound[2]
+        kept = state.get("histogram")
+        if kept is None or kept[0].shape != (n_clusters, X.shape[1], n_bins) or kept[2] != lo:
+            kept = (np.zeros((n_clusters, X.shape[1], n_bins)), np.full(X.shape[0], -1, np.int32), lo)
+            state["histogram"] = kept
+        hist, counted, _ = kept
+        k.histogram_moves(X, labels, counted, lo, hist)
+        return hist
 
     def objective(self, X, sample_weight, labels, candidates, metric):
         return k.cluster_objectives(X, sample_weight, labels, np.ascontiguousarray(candidates, X.dtype), metric)
