@@ -58,7 +58,7 @@ def test_second_process_loads_every_kernel_from_disk():
         "assign_kernel",
         "pairwise",
         "point_costs",
-        "cluster_objectives",
+        "cluster_objectives_kernel",
         "weighted_sums",
         "weighted_median",
         "histogram",

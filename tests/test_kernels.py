@@ -230,13 +230,18 @@ def test_point_costs(n, code, dtype):
 # ---------------------------------------------------------- cluster_objectives
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("code", CODES)
-@pytest.mark.parametrize("n", (1, 200, 3 * 4096 + 37))
-def test_cluster_objectives(n, code, dtype):
-    k, d, n_sets = 4, 3, 3
+@pytest.mark.parametrize("n, d", ((1, 3), (200, 3), (3 * 4096 + 37, 3), (5000, 11)))
+@pytest.mark.parametrize("repeats", (False, True), ids=("distinct", "repeated"))
+def test_cluster_objectives(n, d, code, dtype, repeats):
+    k, n_sets = 4, 3
     X, _, w = make(n, d, k, dtype)
     rng = np.random.default_rng(n + code)
     labels = rng.integers(0, k, n).astype(np.int32)
     candidates = rng.normal(size=(n_sets, k, d)).astype(dtype)
+    if repeats:  # as the guarded update offers them: a set repeats another's center for some clusters
+        candidates[1, 0] = candidates[0, 0]
+        candidates[2, 1:3] = candidates[0, 1:3]
+        candidates[2, 3] = candidates[1, 3]
     out = K.cluster_objectives(X, w, labels, candidates, code)
     assert out.shape == (n_sets, k)
     assert out.dtype == np.float64

@@ -399,23 +399,57 @@ def point_costs(X, centers, metric, labels):
     return out
 
 
+_SLOTS = 4  # accumulators per (set, cluster): consecutive samples of one cluster add to different ones
+
+
 @njit(nogil=True, cache=True)
-def _objectives_range(X, sample_weight, labels, candidates, metric, start, stop, out):
-    n_features = X.shape[1]
+def _objectives_range(X, sample_weight, labels, candidates, needed, metric, start, stop, dims, out):
+    """Add ``w_i * term(X[i], candidates[s, labels[i]])`` to ``out[s, labels[i], i % _SLOTS]`` where needed.
+
+    Imagery has long runs of one label: rotating over ``_SLOTS`` accumulators
+    keeps each addition from waiting for the previous one.
+    """
+    n_features = len(dims) if len(dims) else X.shape[1]
     n_sets = candidates.shape[0]
     for i in range(start, stop):
         j = labels[i]
         wi = np.float64(sample_weight[i])
+        slot = i % _SLOTS
+        x = X[i]
         for s in range(n_sets):
-            acc = X.dtype.type(0)
-            for f in range(n_features):
-                acc = _term(metric, acc, X[i, f] - candidates[s, j, f])
-            out[s, j] += wi * acc
+            if needed[s, j]:
+                c = candidates[s, j]
+                acc = X.dtype.type(0)
+                for f in range(n_features):
+                    acc = _term(metric, acc, x[f] - c[f])
+                out[s, j, slot] += wi * acc
 
 
 @njit(parallel=True, cache=True)
+def cluster_objectives_kernel(X, sample_weight, labels, candidates, needed, metric, dims):
+    """See :func:`cluster_objectives`; ``needed[s, j]`` false: ``out[s, j]`` is left 0."""
+    n_samples = X.shape[0]
+    n_sets, n_clusters = candidates.shape[0], candidates.shape[1]
+    n_chunks = n_chunks_for(n_samples)
+    partial = np.zeros((n_chunks, n_sets, n_clusters, _SLOTS))
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        _objectives_range(X, sample_weight, labels, candidates, needed, metric, start, stop, dims, partial[c])
+    out = np.zeros((n_sets, n_clusters))
+    for c in range(n_chunks):
+        for s in range(n_sets):
+            for j in range(n_clusters):
+                for slot in range(_SLOTS):
+                    out[s, j] += partial[c, s, j, slot]
+    return out
+
+
 def cluster_objectives(X, sample_weight, labels, candidates, metric):
     """Per-cluster weighted objective of several candidate center sets, in one pass.
+
+    A candidate equal to one of an earlier set for the same cluster is not
+    evaluated again: its objective is copied (the guarded update often offers
+    the current center again as the median or the mean).
 
     Parameters
     ----------
@@ -430,17 +464,12 @@ def cluster_objectives(X, sample_weight, labels, candidates, metric):
     out : (n_sets, n_clusters) float64
         ``out[s, j] = sum_{i: labels[i] == j} w_i * term(X[i], candidates[s, j])``.
     """
-    n_samples = X.shape[0]
-    n_sets, n_clusters = candidates.shape[0], candidates.shape[1]
-    n_chunks = n_chunks_for(n_samples)
-    partial = np.zeros((n_chunks, n_sets, n_clusters))
-    for c in prange(n_chunks):
-        start, stop = _chunk(n_samples, n_chunks, c)
-        _objectives_range(X, sample_weight, labels, candidates, metric, start, stop, partial[c])
-    out = np.zeros((n_sets, n_clusters))
-    for c in range(n_chunks):
-        out += partial[c]
-    return out
+    n_sets, n_clusters = candidates.shape[:2]
+    same = np.all(candidates[:, None] == candidates[None, :], axis=-1)  # (n_sets, n_sets, n_clusters)
+    first = np.argmax(same, axis=0)  # (n_sets, n_clusters): the first set with the same candidate
+    needed = first == np.arange(n_sets)[:, None]
+    out = cluster_objectives_kernel(X, sample_weight, labels, candidates, needed, metric, feature_token(X.shape[1]))
+    return out[first, np.arange(n_clusters)]
 
 
 @njit(nogil=True, cache=True)
