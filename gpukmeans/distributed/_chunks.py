@@ -66,11 +66,14 @@ class HostKernels(CPUBackend):
         return _cached_ones(_HOST_ONES, n, dtype, np.ones)
 
     def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
+        # the shared ones of a chunk without weights (see ``ones``): the kernels skip the products
+        unit = _HOST_ONES.get((X.shape[0], np.dtype(X.dtype).str)) is sample_weight
         if numba.get_num_threads() > 1:
-            return super().assign(X, sample_weight, centers, metric, labels, accumulate)
-        # one thread for this task: the serial kernel, which releases the GIL (the worker's event loop keeps
-        # serving messages while it runs) and skips the parallel launch
-        objective, n_changed, sums = k.assign_serial(X, sample_weight, centers, metric, labels, accumulate)
+            objective, n_changed, sums = k.assign(X, sample_weight, centers, metric, labels, accumulate, unit)
+        else:
+            # one thread for this task: the serial kernel, which releases the GIL (the worker's event loop
+            # keeps serving messages while it runs) and skips the parallel launch
+            objective, n_changed, sums = k.assign_serial(X, sample_weight, centers, metric, labels, accumulate, unit)
         return float(objective), int(n_changed), sums
 
     def weighted_sums(self, X, sample_weight, labels, n_clusters: int) -> np.ndarray:
