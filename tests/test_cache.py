@@ -32,6 +32,9 @@ SCRIPT = textwrap.dedent(
         KMeans(4, metric="manhattan", random_state=0).fit(Xint, sample_weight=np.full(len(X), 2.0))
         # duplicates force empty-cluster relocation (point_costs, weighted_sums)
         KMeans(5, random_state=0).fit(np.repeat(X[:3], 50, axis=0))
+        # the median histograms' second-pass update (relocated copies, wide histograms)
+        labels = km.predict(Xint)
+        kernels.histogram_moves(Xint, labels, np.zeros_like(labels), 0.0, np.zeros((4, 3, 256)))
     stats = {}
     for name in dir(kernels):
         obj = getattr(kernels, name)

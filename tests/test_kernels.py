@@ -727,3 +727,34 @@ def test_lowest_set_bit_helpers():
         high = int(rng.integers(0, 2**63)) << 1
         for mask in (1 << i, (1 << i) | (high >> (i + 1) << (i + 1)) % 2**64):
             assert probe(np.uint64(mask)) == (i, i)
+
+
+@pytest.mark.parametrize("high, fused", ((256, True), (30_000, False)), ids=("uint8-fused", "wide-snapshot"))
+def test_cpu_backend_median_histograms_follow_the_run(high, fused):
+    """As the driver calls them: assign moves the samples in the kept histograms (small ones) or update
+    compares with a snapshot (large ones); a relocated copy and a plain assignment in between stay exact."""
+    from gpukmeans.backends import cpu
+
+    rng = np.random.default_rng(high)
+    n, k = 40_000, 4
+    X = rng.integers(0, high, size=(n, 3)).astype(np.float32)
+    w = np.ones(n, np.float32)
+    bound, plain = cpu.CPUBackend().bind(X, w), cpu.CPUBackend()
+    labels, sums = np.full(n, -1, np.int32), None
+    for it in range(5):
+        C = X[rng.choice(n, k, replace=False)]
+        _, _, sums = bound.assign(X, w, C, 1, labels, True, sums)
+        got = bound.update(X, w, labels, k, "median")
+        assert_array_equal(got[0], plain.update(X, w, labels, k, "median")[0])
+        run = bound._bound[2][cpu._RUN_HISTOGRAM]
+        assert (run.counts is labels) == fused and (run.snapshot is None) == fused
+        if it == 2:  # an iteration that emptied a cluster: the update gets a relocated copy
+            relocated = labels.copy()
+            relocated[:100] = 3
+            assert_array_equal(
+                bound.update(X, w, relocated, k, "median")[0], plain.update(X, w, relocated, k, "median")[0]
+            )
+    bound.assign(X, w, X[:k], 1, labels, False)  # labels change outside the moves: not followed any more
+    assert_array_equal(bound.update(X, w, labels, k, "median")[0], plain.update(X, w, labels, k, "median")[0])
+    hist = bound._bound[2][cpu._RUN_HISTOGRAM].hist
+    assert_array_equal(hist, K.histogram(X, w, labels, k, bound._bound[2][cpu._RUN_HISTOGRAM].lo, hist.shape[2]))

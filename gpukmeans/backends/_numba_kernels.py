@@ -120,6 +120,10 @@ def _block_distances(buf, centers, j, metric, d):
             d[p] = _term(metric, d[p], buf[f, p] - c)
 
 
+#: Largest histogram cells x sum chunks that :func:`assign` updates in its pass (16 MiB of float64 partials);
+#: larger histograms are updated by :func:`histogram_moves`, a second pass.
+MOVES_HISTOGRAM_CELLS = 1 << 21
+
 #: Feature counts compiled with the count as a constant (pixels, RGBN, multispectral);
 #: wider data runs the generic loops.
 MAX_UNROLLED_FEATURES = 8
@@ -214,13 +218,17 @@ def _block_sums(buf, w, unit_weight, m, best_j, dims, sums):
 
 
 @njit(nogil=True, cache=True)
-def _block_relabel(buf, w, unit_weight, mask, labels, best_j, moves, dims, sums):
+def _block_relabel(buf, w, unit_weight, mask, labels, best_j, moves, dims, sums, lo, hist):
     """Write the new labels of the block's changed samples (bits of ``mask``); count them.
 
     With ``moves``, also move each one's weighted coordinates and weight from
-    the sums of its old cluster (none for label -1) to those of its new one.
+    the sums of its old cluster (none for label -1) to those of its new one,
+    and, when ``hist`` (n_clusters, n_features, n_bins) has bins, its unit
+    counts of the integer values ``lo + b`` likewise: the block is still in
+    the L1 buffer, so this costs no second read of X.
     """
     n_features = len(dims) if len(dims) else buf.shape[0]
+    with_hist = hist.shape[2] > 0
     n_changed = 0
     while mask:  # visits the changed samples only, no per-sample branch
         p, mask = _pop_lowest(mask)
@@ -236,11 +244,19 @@ def _block_relabel(buf, w, unit_weight, mask, labels, best_j, moves, dims, sums)
                 for f in range(n_features):
                     sums[old, f] -= np.float64(buf[f, p]) if unit_weight else wi * buf[f, p]
                 sums[old, n_features] -= wi
+            if with_hist:
+                for f in range(n_features):
+                    b = np.int64(buf[f, p] - lo)
+                    hist[new, f, b] += 1.0
+                    if old >= 0:
+                        hist[old, f, b] -= 1.0
     return n_changed
 
 
 @njit(nogil=True, cache=True)
-def _assign_range(X, sample_weight, centers, metric, labels, start, stop, accumulate, unit_weight, dims, sums):
+def _assign_range(
+    X, sample_weight, centers, metric, labels, start, stop, accumulate, unit_weight, dims, sums, lo=0.0, hist=None
+):
     """Assign points ``start .. stop`` to their nearest center.
 
     IN: X, sample_weight, centers, metric, start, stop, unit_weight (every
@@ -249,10 +265,14 @@ def _assign_range(X, sample_weight, centers, metric, labels, start, stop, accumu
     from the previous one, see :func:`_block_relabel`).
     INOUT: labels (previous labels in, nearest-center labels out).
     OUT: sums (n_clusters, n_features + 1) float64: per-cluster weighted sums of
-    coordinates and, in the last column, of weights (or their change).
+    coordinates and, in the last column, of weights (or their change); hist
+    (n_clusters, n_features, n_bins) float64: with ``accumulate`` 2, the change of
+    the unit-weight histograms of the integer values ``lo + b`` (optional).
     Returns (weighted objective, number of labels that changed).
     """
     n_features = X.shape[1]
+    if hist is None:
+        hist = np.zeros((0, 0, 0))
     buf = np.empty((n_features, _BLOCK), dtype=X.dtype)
     d = np.empty(_BLOCK, dtype=X.dtype)
     best = np.empty(_BLOCK, dtype=X.dtype)
@@ -269,38 +289,60 @@ def _assign_range(X, sample_weight, centers, metric, labels, start, stop, accumu
         if accumulate == 1:
             _block_sums(buf, w, unit_weight, m, best_j, dims, sums)
         mask = _block_record(w, unit_weight, block_labels, m, best, best_j, objective)
-        n_changed += _block_relabel(buf, w, unit_weight, mask, block_labels, best_j, accumulate == 2, dims, sums)
+        n_changed += _block_relabel(
+            buf, w, unit_weight, mask, block_labels, best_j, accumulate == 2, dims, sums, lo, hist
+        )
     return objective.sum(), n_changed
 
 
 @njit(parallel=True, cache=True)
-def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_weight, dims):
+def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_weight, dims, lo, n_bins):
     """Fused distance + argmin (+ weighted sums or their change: ``accumulate`` 1 or 2) over all samples.
 
-    See :func:`assign`, which picks ``accumulate`` and ``dims``.
+    See :func:`assign`, which picks ``accumulate`` and ``dims``. With
+    ``accumulate`` 2 and ``n_bins`` > 0, also returns the change of the
+    unit-weight histograms of the integer values ``lo .. lo + n_bins - 1``
+    (n_clusters, n_features, n_bins); else that array is empty.
     """
     n_samples, n_features = X.shape
     n_clusters = centers.shape[0]
     n_chunks = n_chunks_for(n_samples)
     partial = np.zeros((n_chunks, n_clusters, n_features + 1))
+    n_bins = n_bins if accumulate == 2 else 0
+    partial_hist = np.zeros((n_chunks, n_clusters, n_features, n_bins))
     objectives = np.zeros(n_chunks)
     changed = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
         start, stop = _chunk(n_samples, n_chunks, c)
         objectives[c], changed[c] = _assign_range(
-            X, sample_weight, centers, metric, labels, start, stop, accumulate, unit_weight, dims, partial[c]
+            X,
+            sample_weight,
+            centers,
+            metric,
+            labels,
+            start,
+            stop,
+            accumulate,
+            unit_weight,
+            dims,
+            partial[c],
+            lo,
+            partial_hist[c],
         )
     sums = np.zeros((n_clusters, n_features + 1))
+    hist = np.zeros((n_clusters, n_features, n_bins))
     objective = 0.0
     n_changed = 0
     for c in range(n_chunks):
         sums += partial[c]
         objective += objectives[c]
         n_changed += changed[c]
-    return objective, n_changed, sums
+        if n_bins:
+            hist += partial_hist[c]
+    return objective, n_changed, sums, hist
 
 
-def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=False, previous=None):
+def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=False, previous=None, histogram=None):
     """Fused distance + argmin (+ weighted sums) over all samples; no n x k matrix.
 
     Parameters
@@ -321,6 +363,13 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
         ``previous`` plus that change: equal to the full sums in exact
         arithmetic, and bit for bit when every partial sum is an integer below
         2**53 (integer data, unit or integer weights).
+    histogram : (hist, lo), optional
+        With ``previous`` and unit weights: ``hist`` (n_clusters, n_features,
+        n_bins) float64 counts the integer values ``lo + b`` of X per cluster
+        for the labels passed in; the relabelled samples are moved in it too,
+        in place, so it counts the new labels on return (exact: integer counts).
+        Its cells times the sum chunks should stay within
+        :data:`MOVES_HISTOGRAM_CELLS` (each chunk zeroes its own).
 
     Returns
     -------
@@ -332,9 +381,15 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
     """
     token = feature_token(X.shape[1])
     mode = 0 if not accumulate else (1 if previous is None else 2)
-    objective, n_changed, sums = assign_kernel(X, sample_weight, centers, metric, labels, mode, unit_weight, token)
+    hist, lo = (None, 0.0) if histogram is None or mode != 2 else histogram
+    n_bins = 0 if hist is None else hist.shape[2]
+    objective, n_changed, sums, delta = assign_kernel(
+        X, sample_weight, centers, metric, labels, mode, unit_weight, token, float(lo), n_bins
+    )
     if mode == 2:
         sums += previous
+    if n_bins:
+        hist += delta
     return objective, n_changed, sums
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,19 @@ from ._base import Bindable, means_from_sums
 
 def _all_ones(a: np.ndarray) -> bool:
     return bool((a == 1).all())
+
+
+_RUN_HISTOGRAM = "median histograms"  # key of the bound run's _RunHistogram
+
+
+@dataclass
+class _RunHistogram:
+    """Unit-weight median histograms kept by a bound run (see :meth:`CPUBackend._run_histogram`)."""
+
+    hist: np.ndarray  # (n_clusters, n_features, n_bins) float64 counts of the values lo + b
+    lo: float
+    counts: np.ndarray | None  # the labels array whose current content ``hist`` counts (None: not followed)
+    snapshot: np.ndarray | None  # or a copy of the labels it counts (large histograms)
 
 
 class CPUBackend(Bindable):
@@ -40,7 +54,16 @@ class CPUBackend(Bindable):
         # then an exact count, so a cluster that loses its last sample has weight exactly 0; its row is reset.
         unit = self._bound is not None and self._fact("unit_weight", sample_weight, _all_ones)
         previous = previous if unit and accumulate else None
-        objective, n_changed, sums = k.assign(X, sample_weight, centers, metric, labels, accumulate, unit, previous)
+        histogram = None
+        run_hist = self._bound[2].get(_RUN_HISTOGRAM) if self._bound is not None else None
+        if run_hist is not None and run_hist.counts is labels:
+            if previous is not None:  # the median histograms follow the same moves, in the same pass
+                histogram = (run_hist.hist, run_hist.lo)
+            else:  # these labels change without them: no longer theirs
+                run_hist.counts = None
+        objective, n_changed, sums = k.assign(
+            X, sample_weight, centers, metric, labels, accumulate, unit, previous, histogram
+        )
         if previous is not None:
             sums[sums[:, -1] == 0] = 0.0
         return float(objective), int(n_changed), sums
@@ -55,25 +78,41 @@ class CPUBackend(Bindable):
             n_bins = k.histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1])
             if n_bins:
                 if self._bound is not None and self._fact("unit_weight", sample_weight, _all_ones):
-                    return k.medians_from_histogram(self._run_histogram(X, labels, n_clusters, lo, n_bins), lo)
+                    return k.medians_from_histogram(
+                        self._run_histogram(X, sample_weight, labels, n_clusters, lo, n_bins), lo
+                    )
                 return k.weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins)
             return k.weighted_median(X, sample_weight, labels, n_clusters)
         raise ValueError(f"Unknown update rule {rule!r}.")
 
-    def _run_histogram(self, X, labels, n_clusters, lo, n_bins):
-        """The run's unit-weight histograms of ``labels``, updated from the samples relabelled since the last call.
+    def _run_histogram(self, X, sample_weight, labels, n_clusters, lo, n_bins):
+        """Unit-weight histograms of ``labels``, kept by the bound run and moved with its relabelled samples.
 
-        The bound run keeps the histograms and a copy of the labels they count;
-        each call compares ``labels`` with that copy and moves only the samples
-        that changed cluster (counts are integers: exact).
+        Small histograms follow the run's labels array through :meth:`assign`,
+        which moves each relabelled sample's values while its block is in
+        cache: then they are up to date here at no cost. Larger ones (each of
+        the assign's chunks would zero a copy) keep a snapshot of the labels
+        they count and are brought up to date by comparing ``labels`` with it.
+        Any other labels array (the relocated copy of an iteration that
+        emptied a cluster) is compared with the kept labels on a copy. Counts
+        are integers: every path gives exactly :func:`k.histogram`'s result.
         """
         state = self._bound[2]
-        kept = state.get("histogram")
-        if kept is None or kept[0].shape != (n_clusters, X.shape[1], n_bins) or kept[2] != lo:
-            kept = (np.zeros((n_clusters, X.shape[1], n_bins)), np.full(X.shape[0], -1, np.int32), lo)
-            state["histogram"] = kept
-        hist, counted, _ = kept
-        k.histogram_moves(X, labels, counted, lo, hist)
+        shape = (n_clusters, X.shape[1], n_bins)
+        run = state.get(_RUN_HISTOGRAM)
+        if run is not None and run.hist.shape == shape and run.lo == lo:
+            if run.counts is labels:
+                return run.hist
+            if run.snapshot is not None:
+                k.histogram_moves(X, labels, run.snapshot, lo, run.hist)
+                return run.hist
+            if run.counts is not None:
+                hist = run.hist.copy()
+                k.histogram_moves(X, labels, run.counts.copy(), lo, hist)
+                return hist
+        hist = k.histogram(X, sample_weight, labels, n_clusters, lo, n_bins)
+        fused = n_clusters * X.shape[1] * n_bins * int(k.n_chunks_for(X.shape[0])) <= k.MOVES_HISTOGRAM_CELLS
+        state[_RUN_HISTOGRAM] = _RunHistogram(hist, lo, labels if fused else None, None if fused else labels.copy())
         return hist
 
     def objective(self, X, sample_weight, labels, candidates, metric):
