@@ -126,7 +126,7 @@ MOVES_HISTOGRAM_CELLS = 1 << 21
 
 #: Feature counts compiled with the count as a constant (pixels, RGBN, multispectral);
 #: wider data runs the generic loops.
-MAX_UNROLLED_FEATURES = 8
+MAX_UNROLLED_FEATURES = 16
 
 
 def feature_token(n_features: int) -> tuple:

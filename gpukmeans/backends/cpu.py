@@ -88,14 +88,16 @@ class CPUBackend(Bindable):
     def _run_histogram(self, X, sample_weight, labels, n_clusters, lo, n_bins):
         """Unit-weight histograms of ``labels``, kept by the bound run and moved with its relabelled samples.
 
-        Small histograms follow the run's labels array through :meth:`assign`,
-        which moves each relabelled sample's values while its block is in
-        cache: then they are up to date here at no cost. Larger ones (each of
-        the assign's chunks would zero a copy) keep a snapshot of the labels
-        they count and are brought up to date by comparing ``labels`` with it.
-        Any other labels array (the relocated copy of an iteration that
-        emptied a cluster) is compared with the kept labels on a copy. Counts
-        are integers: every path gives exactly :func:`k.histogram`'s result.
+        Small histograms follow one labels array (the last one passed here)
+        through :meth:`assign`, which moves each relabelled sample's values
+        while its block is in cache: then they are up to date here at no cost.
+        Given another array (the relocated copy of an iteration that emptied a
+        cluster, then the run's labels again), they are brought up to date by
+        comparing it with a copy of the followed one, and follow it from then
+        on. Larger histograms (each of the assign's chunks would zero a copy)
+        keep a snapshot of the labels they count and are compared with it at
+        every call. Counts are integers: every path gives exactly
+        :func:`k.histogram`'s result.
         """
         state = self._bound[2]
         shape = (n_clusters, X.shape[1], n_bins)
@@ -103,13 +105,12 @@ class CPUBackend(Bindable):
         if run is not None and run.hist.shape == shape and run.lo == lo:
             if run.counts is labels:
                 return run.hist
-            if run.snapshot is not None:
-                k.histogram_moves(X, labels, run.snapshot, lo, run.hist)
+            if run.snapshot is not None or run.counts is not None:
+                counted = run.snapshot if run.snapshot is not None else run.counts.copy()
+                k.histogram_moves(X, labels, counted, lo, run.hist)  # counted becomes a copy of labels
+                if run.snapshot is None:
+                    run.counts = labels  # followed from now on (the next assign on them moves them)
                 return run.hist
-            if run.counts is not None:
-                hist = run.hist.copy()
-                k.histogram_moves(X, labels, run.counts.copy(), lo, hist)
-                return hist
         hist = k.histogram(X, sample_weight, labels, n_clusters, lo, n_bins)
         fused = n_clusters * X.shape[1] * n_bins * int(k.n_chunks_for(X.shape[0])) <= k.MOVES_HISTOGRAM_CELLS
         state[_RUN_HISTOGRAM] = _RunHistogram(hist, lo, labels if fused else None, None if fused else labels.copy())
