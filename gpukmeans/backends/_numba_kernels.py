@@ -124,8 +124,8 @@ def _block_distances(buf, centers, j, metric, d):
 #: larger histograms are updated by :func:`histogram_moves`, a second pass.
 MOVES_HISTOGRAM_CELLS = 1 << 21
 
-#: Feature counts compiled with the count as a constant (pixels, RGBN, multispectral);
-#: wider data runs the generic loops.
+#: Feature counts compiled with the count as a constant (pixels, RGBN, multispectral up to
+#: Landsat's 11 and Sentinel-2's 13 bands); wider data runs the generic loops.
 MAX_UNROLLED_FEATURES = 16
 
 
@@ -381,7 +381,7 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
     """
     token = feature_token(X.shape[1])
     mode = 0 if not accumulate else (1 if previous is None else 2)
-    hist, lo = (None, 0.0) if histogram is None or mode != 2 else histogram
+    hist, lo = (None, 0.0) if histogram is None or mode != 2 or not unit_weight else histogram
     n_bins = 0 if hist is None else hist.shape[2]
     objective, n_changed, sums, delta = assign_kernel(
         X, sample_weight, centers, metric, labels, mode, unit_weight, token, float(lo), n_bins
