@@ -758,3 +758,29 @@ def test_cpu_backend_median_histograms_follow_the_run(high, fused):
     assert_array_equal(bound.update(X, w, labels, k, "median")[0], plain.update(X, w, labels, k, "median")[0])
     hist = bound._bound[2][cpu._RUN_HISTOGRAM].hist
     assert_array_equal(hist, K.histogram(X, w, labels, k, bound._bound[2][cpu._RUN_HISTOGRAM].lo, hist.shape[2]))
+
+
+def test_cpu_backend_sums_everything_again_every_16th_update():
+    """Float data: updated sums carry rounding from every move; every 16th call sums again, bit for bit."""
+    from gpukmeans.backends import cpu
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(30_000, 3)) * 1e3 + 1e5
+    w = np.ones(X.shape[0])
+    bound, plain = cpu.CPUBackend().bind(X, w), cpu.CPUBackend()
+    labels, sums = np.full(X.shape[0], -1, np.int32), None
+    C = X[:5].copy()
+    drifted = []
+    for call in range(2 * cpu._RESUM_EVERY + 1):  # the first call has no previous sums
+        C = C + rng.normal(size=C.shape) * 50
+        before = labels.copy()
+        _, _, sums = bound.assign(X, w, C, 0, labels, True, sums)
+        ref_labels = before.copy()
+        _, _, full = plain.assign(X, w, C, 0, ref_labels, True)
+        assert_array_equal(labels, ref_labels)
+        if call % cpu._RESUM_EVERY == 0:
+            assert_array_equal(sums, full)
+        else:
+            assert_allclose(sums, full, rtol=1e-12)
+            drifted.append(not np.array_equal(sums, full))
+    assert any(drifted)  # the calls in between did update (with rounding), not sum again

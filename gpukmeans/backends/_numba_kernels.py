@@ -222,8 +222,8 @@ def _block_relabel(buf, w, unit_weight, mask, labels, best_j, moves, dims, sums,
     """Write the new labels of the block's changed samples (bits of ``mask``); count them.
 
     With ``moves``, also move each one's weighted coordinates and weight from
-    the sums of its old cluster (none for label -1) to those of its new one,
-    and, when ``hist`` (n_clusters, n_features, n_bins) has bins, its unit
+    the sums of its old cluster (none for label -1) to those of its new one;
+    when ``hist`` (n_clusters, n_features, n_bins) has bins, move its unit
     counts of the integer values ``lo + b`` likewise: the block is still in
     the L1 buffer, so this costs no second read of X.
     """
@@ -244,12 +244,12 @@ def _block_relabel(buf, w, unit_weight, mask, labels, best_j, moves, dims, sums,
                 for f in range(n_features):
                     sums[old, f] -= np.float64(buf[f, p]) if unit_weight else wi * buf[f, p]
                 sums[old, n_features] -= wi
-            if with_hist:
-                for f in range(n_features):
-                    b = np.int64(buf[f, p] - lo)
-                    hist[new, f, b] += 1.0
-                    if old >= 0:
-                        hist[old, f, b] -= 1.0
+        if with_hist:
+            for f in range(n_features):
+                b = np.int64(buf[f, p] - lo)
+                hist[new, f, b] += 1.0
+                if old >= 0:
+                    hist[old, f, b] -= 1.0
     return n_changed
 
 
@@ -266,8 +266,8 @@ def _assign_range(
     INOUT: labels (previous labels in, nearest-center labels out).
     OUT: sums (n_clusters, n_features + 1) float64: per-cluster weighted sums of
     coordinates and, in the last column, of weights (or their change); hist
-    (n_clusters, n_features, n_bins) float64: with ``accumulate`` 2, the change of
-    the unit-weight histograms of the integer values ``lo + b`` (optional).
+    (n_clusters, n_features, n_bins) float64: the change of the unit-weight
+    histograms of the integer values ``lo + b`` (optional).
     Returns (weighted objective, number of labels that changed).
     """
     n_features = X.shape[1]
@@ -300,7 +300,7 @@ def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_we
     """Fused distance + argmin (+ weighted sums or their change: ``accumulate`` 1 or 2) over all samples.
 
     See :func:`assign`, which picks ``accumulate`` and ``dims``. With
-    ``accumulate`` 2 and ``n_bins`` > 0, also returns the change of the
+    ``accumulate`` and ``n_bins`` > 0, also returns the change of the
     unit-weight histograms of the integer values ``lo .. lo + n_bins - 1``
     (n_clusters, n_features, n_bins); else that array is empty.
     """
@@ -308,7 +308,7 @@ def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_we
     n_clusters = centers.shape[0]
     n_chunks = n_chunks_for(n_samples)
     partial = np.zeros((n_chunks, n_clusters, n_features + 1))
-    n_bins = n_bins if accumulate == 2 else 0
+    n_bins = n_bins if accumulate else 0
     partial_hist = np.zeros((n_chunks, n_clusters, n_features, n_bins))
     objectives = np.zeros(n_chunks)
     changed = np.zeros(n_chunks, dtype=np.int64)
@@ -364,7 +364,7 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
         arithmetic, and bit for bit when every partial sum is an integer below
         2**53 (integer data, unit or integer weights).
     histogram : (hist, lo), optional
-        With ``previous`` and unit weights: ``hist`` (n_clusters, n_features,
+        With ``accumulate`` and unit weights: ``hist`` (n_clusters, n_features,
         n_bins) float64 counts the integer values ``lo + b`` of X per cluster
         for the labels passed in; the relabelled samples are moved in it too,
         in place, so it counts the new labels on return (exact: integer counts).
@@ -381,7 +381,7 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
     """
     token = feature_token(X.shape[1])
     mode = 0 if not accumulate else (1 if previous is None else 2)
-    hist, lo = (None, 0.0) if histogram is None or mode != 2 or not unit_weight else histogram
+    hist, lo = (None, 0.0) if histogram is None or mode == 0 or not unit_weight else histogram
     n_bins = 0 if hist is None else hist.shape[2]
     objective, n_changed, sums, delta = assign_kernel(
         X, sample_weight, centers, metric, labels, mode, unit_weight, token, float(lo), n_bins

@@ -16,6 +16,8 @@ def _all_ones(a: np.ndarray) -> bool:
 
 
 _RUN_HISTOGRAM = "median histograms"  # key of the bound run's _RunHistogram
+_UPDATES = "sums updated"  # key of the bound run's count of assign calls given ``previous``
+_RESUM_EVERY = 16  # of those, every 16th sums everything again
 
 
 @dataclass
@@ -54,10 +56,15 @@ class CPUBackend(Bindable):
         # then an exact count, so a cluster that loses its last sample has weight exactly 0; its row is reset.
         unit = self._bound is not None and self._fact("unit_weight", sample_weight, _all_ones)
         previous = previous if unit and accumulate else None
+        if previous is not None:  # every _RESUM_EVERY-th time, sum again: float rounding cannot pile up
+            state = self._bound[2]
+            state[_UPDATES] = state.get(_UPDATES, 0) + 1
+            if state[_UPDATES] % _RESUM_EVERY == 0:
+                previous = None
         histogram = None
         run_hist = self._bound[2].get(_RUN_HISTOGRAM) if self._bound is not None else None
         if run_hist is not None and run_hist.counts is labels:
-            if previous is not None:  # the median histograms follow the same moves, in the same pass
+            if unit and accumulate:  # the median histograms follow the same moves, in the same pass
                 histogram = (run_hist.hist, run_hist.lo)
             else:  # these labels change without them: no longer theirs
                 run_hist.counts = None
