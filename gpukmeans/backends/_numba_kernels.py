@@ -97,18 +97,6 @@ def _pop_lowest(mask):
 
 
 @njit(nogil=True, cache=True)
-def _load_block(X, b0, m, buf):
-    """Copy points ``b0 .. b0+m`` of X transposed into ``buf`` (n_features, _BLOCK)."""
-    n_features = X.shape[1]
-    for p in range(m):
-        for f in range(n_features):
-            buf[f, p] = X[b0 + p, f]
-    for p in range(m, _BLOCK):
-        for f in range(n_features):
-            buf[f, p] = 0
-
-
-@njit(nogil=True, cache=True)
 def _block_distances(buf, centers, j, metric, d):
     """d[p] = objective term between buffered point p and ``centers[j]``."""
     n_features = buf.shape[0]
@@ -235,7 +223,7 @@ def _block_relabel(buf, w, unit_weight, mask, labels, best_j, moves, dims, sums,
         new, old = best_j[p], labels[p]
         labels[p] = new
         n_changed += 1
-        if moves:
+        if moves:  # written out: a shared helper for the add and the subtract measured 40% slower here
             wi = 1.0 if unit_weight else np.float64(w[p])
             for f in range(n_features):
                 sums[new, f] += np.float64(buf[f, p]) if unit_weight else wi * buf[f, p]
@@ -408,9 +396,10 @@ def _pairwise_range(X, centers, metric, start, stop, out):
     n_features = X.shape[1]
     buf = np.empty((n_features, _BLOCK), dtype=X.dtype)
     d = np.empty(_BLOCK, dtype=X.dtype)
+    flat = X.reshape(-1)
     for b0 in range(start, stop, _BLOCK):
         m = min(_BLOCK, stop - b0)
-        _load_block(X, b0, m, buf)
+        _load_block_flat(flat[b0 * n_features : (b0 + m) * n_features], m, buf, ())
         for j in range(centers.shape[0]):
             _block_distances(buf, centers, j, metric, d)
             for p in range(m):
