@@ -71,16 +71,17 @@ class Cluster:
     """A LocalCluster of ``n_workers`` processes x 1 thread, its client the default one."""
 
     def __init__(self, n_workers):
+        import dask
         import distributed
 
-        # one core per worker (numba too), so that 1 worker vs 2 is a weak-scaling comparison on 2 cores
-        self.cluster = distributed.LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            env={"NUMBA_NUM_THREADS": "1"},
-        )
+        # One core per worker (numba too), so that 1 worker vs 2 is a weak-scaling comparison on 2 cores. Set
+        # before the worker process starts: a worker that imports numba before a later ``env=`` is applied (as
+        # when the main module imports gpukmeans) fails the first kernel it must compile.
+        spawn_environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), "NUMBA_NUM_THREADS": "1"}
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_environ}):
+            self.cluster = distributed.LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
         self.client = distributed.Client(self.cluster)
         self.client.wait_for_workers(n_workers)
 

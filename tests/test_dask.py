@@ -158,6 +158,79 @@ def test_chunk_labels_never_travel_and_are_recomputed_identically():
     assert_array_equal(_lab(moved, X), labels)
 
 
+def _chunk_run(X, centers_seq, weights=None, start=None):
+    """Assignment tasks of one chunk in a row (as the workers run them), from ``start`` (a ChunkLabels or None)."""
+    from gpukmeans.distributed._backend import _assign_chunk
+
+    results, labc = [], start
+    for centers in centers_seq:
+        labc = _assign_chunk(X, weights, labc, centers, 0, True, X.dtype, {})
+        results.append(labc)
+    return results
+
+
+def _centers_seq(X, n, seed):
+    """``n`` sets of 5 centers that move a little each time (samples change cluster at every step)."""
+    rng = np.random.default_rng(seed)
+    base = pick_init(X, 5, seed)
+    return [np.ascontiguousarray(base + rng.normal(scale=0.3, size=base.shape), X.dtype) for _ in range(n)]
+
+
+@pytest.mark.parametrize("threads", [1, 2], ids=["serial", "parallel"])
+def test_chunk_sums_move_with_relabelled_samples_exactly(monkeypatch, threads):
+    """Unit weights: each chunk's sums start from its previous ones; on integer data they equal the full sums."""
+    import numba
+
+    from gpukmeans.backends import _numba_kernels as k
+    from gpukmeans.distributed._backend import RESUM_EVERY
+
+    if numba.config.NUMBA_NUM_THREADS < threads:
+        pytest.skip("needs 2 numba threads")
+    kernel = "assign_serial" if threads == 1 else "assign"
+    given = []
+    original = getattr(k, kernel)
+    monkeypatch.setattr(k, kernel, lambda *a: given.append(a[7] is not None) or original(*a))
+    X = np.round(blobs(3000, 3, 5, seed=21, spread=40.0, std=6.0)).astype(np.float32)
+    seq = _centers_seq(X, RESUM_EVERY + 3, 4)
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        results = _chunk_run(X, seq)
+    finally:
+        numba.set_num_threads(before)
+    assert [r.updated for r in results] == [0, *range(1, RESUM_EVERY), 0, 1, 2]
+    assert given == [r.updated > 0 for r in results]  # the kernel was given the previous sums
+    moved = 0
+    for r in results:
+        objective, n_changed, sums = r.stats
+        assert_array_equal(sums, k.weighted_sums(X, np.ones(3000, np.float32), r.labels, 5))
+        moved += n_changed
+    assert moved > 100  # samples did move between the sums
+    # given weights (even all ones), a chunk sums in full every time
+    assert all(r.updated == 0 for r in _chunk_run(X, seq[:4], weights=np.ones(3000, np.float32)))
+
+
+def test_chunk_sums_survive_labels_dropped_in_transit_and_patched_labels():
+    """Labels recomputed after a transfer are those the sums were made from; patched labels are summed in full."""
+    import pickle
+
+    from gpukmeans.backends import _numba_kernels as k
+
+    X = np.round(blobs(2000, 2, 5, seed=22, spread=40.0, std=6.0)).astype(np.float64)
+    seq = _centers_seq(X, 3, 5)
+    first = _chunk_run(X, seq[:2])[-1]
+    moved = pickle.loads(pickle.dumps(first))  # labels dropped
+    after = _chunk_run(X, seq[2:], start=moved)[-1]
+    assert after.updated == 2
+    assert_array_equal(after.stats[2], k.weighted_sums(X, np.ones(2000), after.labels, 5))
+    patched = first.labels.copy()
+    patched[:7] = 4
+    after = _chunk_run(X, seq[2:], start=patched)[-1]
+    assert after.updated == 0
+    assert_array_equal(after.stats[2], k.weighted_sums(X, np.ones(2000), after.labels, 5))
+    assert_array_equal(first.labels[:7], _chunk_run(X, seq[:2])[-1].labels[:7])  # inputs untouched
+
+
 # ------------------------------------------------------------------ initialisation
 @pytest.mark.parametrize("init", ["k-means++", "random"])
 def test_seeded_init_draws_as_in_memory_on_small_data(client, init):

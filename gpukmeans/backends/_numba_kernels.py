@@ -381,13 +381,16 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
     return objective, n_changed, sums
 
 
-def assign_serial(X, sample_weight, centers, metric, labels, accumulate, unit_weight=False):
-    """:func:`assign` on the calling thread only (no parallel launch; releases the GIL)."""
+def assign_serial(X, sample_weight, centers, metric, labels, accumulate, unit_weight=False, previous=None):
+    """:func:`assign` on the calling thread only (no parallel launch; releases the GIL), without histograms."""
     sums = np.zeros((centers.shape[0], X.shape[1] + 1))
     token = feature_token(X.shape[1])
+    mode = 0 if not accumulate else (1 if previous is None else 2)
     objective, n_changed = _assign_range(
-        X, sample_weight, centers, metric, labels, 0, X.shape[0], int(bool(accumulate)), unit_weight, token, sums
+        X, sample_weight, centers, metric, labels, 0, X.shape[0], mode, unit_weight, token, sums
     )
+    if mode == 2:
+        sums += previous
     return objective, n_changed, sums
 
 

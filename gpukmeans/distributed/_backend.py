@@ -84,18 +84,25 @@ class ChunkLabels:
     ``centers`` only, and a task that finds the labels missing recomputes them,
     bit for bit, from its chunk (:func:`_lab`). Gathering these objects thus
     brings back the statistics alone, without one extra task per chunk.
+
+    ``stats`` is ``(objective, n_changed, sums)``; ``sums`` (the chunk's
+    ``(n_clusters, n_features + 1)`` weighted sums) are those of ``labels``, so
+    the chunk's next assignment can start from them and move only the samples
+    that change cluster (unit weights). ``updated`` counts the assignments in a
+    row whose sums were so moved rather than summed in full.
     """
 
-    __slots__ = ("labels", "centers", "metric", "stats")
+    __slots__ = ("labels", "centers", "metric", "stats", "updated")
 
-    def __init__(self, labels, centers, metric, stats):
+    def __init__(self, labels, centers, metric, stats, updated=0):
         self.labels = labels
         self.centers = centers
         self.metric = metric
         self.stats = stats
+        self.updated = updated
 
     def __reduce__(self):
-        return (ChunkLabels, (None, self.centers, self.metric, self.stats))
+        return (ChunkLabels, (None, self.centers, self.metric, self.stats, self.updated))
 
     def __sizeof__(self):
         return 200 + self.centers.nbytes + (0 if self.labels is None else self.labels.nbytes)
@@ -119,8 +126,32 @@ def _lab(labc, Xc):
     return kernels_for(Xc).asarray(labc, np.int32)
 
 
+#: A chunk sums everything again after this many assignments in a row that moved its previous sums.
+RESUM_EVERY = 16
+
+
+def _previous_sums(labc, accumulate, unit_weight):
+    """(sums of the labels in ``labc`` to move from, or None; their ``updated`` count).
+
+    Only for unit weights (no weights chunk) and the sums of a previous
+    assignment of this chunk with statistics: the labels of a
+    :class:`ChunkLabels` are those its sums were computed for, even when they
+    were dropped in transit and recomputed (bit for bit). Patched labels (an
+    empty cluster relocated) are plain arrays: summed in full. Every
+    :data:`RESUM_EVERY`-th time the chunk sums everything again, so float
+    rounding cannot pile up.
+    """
+    if not (accumulate and unit_weight and isinstance(labc, ChunkLabels)):
+        return None, 0
+    sums = labc.stats[2]
+    if sums.dtype == bool or labc.updated + 1 >= RESUM_EVERY:
+        return None, 0
+    return sums, labc.updated + 1
+
+
 def _assign_chunk(Xc, wc, labc, centers, metric, accumulate, dtype, threads):
     _limit_threads(threads)
+    previous, updated = _previous_sums(labc, accumulate, wc is None)
     Xc, wc, kernels = prep(Xc, wc, dtype)
     n, n_clusters = Xc.shape[0], centers.shape[0]
     # copy: the kernel writes the labels, and a task must never modify its input
@@ -128,10 +159,10 @@ def _assign_chunk(Xc, wc, labc, centers, metric, accumulate, dtype, threads):
     if n == 0:
         empty = np.zeros((n_clusters, centers.shape[1] + 1)) if accumulate else np.zeros(n_clusters, bool)
         return ChunkLabels(labels, centers, metric, (0.0, 0, empty))
-    objective, n_changed, sums = kernels.assign(Xc, wc, centers, metric, labels, accumulate)
+    objective, n_changed, sums = kernels.assign(Xc, wc, centers, metric, labels, accumulate, previous)
     if not accumulate:  # the final assignment: which clusters have members (n_distinct of the fit)
         sums = _host(kernels.xp.bincount(labels, minlength=n_clusters)[:n_clusters] > 0)
-    return ChunkLabels(labels, centers, metric, (float(objective), int(n_changed), sums))
+    return ChunkLabels(labels, centers, metric, (float(objective), int(n_changed), sums), updated)
 
 
 def _sum_assign_stats(parts):

@@ -66,14 +66,23 @@ class HostKernels(CPUBackend):
         return _cached_ones(_HOST_ONES, n, dtype, np.ones)
 
     def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
+        """As :meth:`CPUBackend.assign`; ``previous`` (the sums of ``labels``) is used for the shared unit weights.
+
+        The chunk's task decides when its previous sums are still to be trusted (see ``_assign_chunk``).
+        """
         # the shared ones of a chunk without weights (see ``ones``): the kernels skip the products
         unit = _HOST_ONES.get((X.shape[0], np.dtype(X.dtype).str)) is sample_weight
+        previous = previous if unit and accumulate else None
         if numba.get_num_threads() > 1:
-            objective, n_changed, sums = k.assign(X, sample_weight, centers, metric, labels, accumulate, unit)
+            objective, n_changed, sums = k.assign(X, sample_weight, centers, metric, labels, accumulate, unit, previous)
         else:
             # one thread for this task: the serial kernel, which releases the GIL (the worker's event loop
             # keeps serving messages while it runs) and skips the parallel launch
-            objective, n_changed, sums = k.assign_serial(X, sample_weight, centers, metric, labels, accumulate, unit)
+            objective, n_changed, sums = k.assign_serial(
+                X, sample_weight, centers, metric, labels, accumulate, unit, previous
+            )
+        if previous is not None:  # exact counts: a cluster that lost its last sample has weight 0; reset its row
+            sums[sums[:, -1] == 0] = 0.0
         return float(objective), int(n_changed), sums
 
     def weighted_sums(self, X, sample_weight, labels, n_clusters: int) -> np.ndarray:
