@@ -231,6 +231,30 @@ def test_chunk_sums_survive_labels_dropped_in_transit_and_patched_labels():
     assert_array_equal(first.labels[:7], _chunk_run(X, seq[:2])[-1].labels[:7])  # inputs untouched
 
 
+def test_released_labels_are_reused_only_when_nothing_else_holds_them():
+    """A released assignment result lends its labels array to a later copy, unless it is still referred to."""
+    from gpukmeans.distributed._backend import _SPARE_LABELS, ChunkLabels
+
+    n = 4321  # a length no other test uses
+    centers = np.zeros((2, 2))
+    _SPARE_LABELS.free.pop(n, None)
+    source = np.arange(n, dtype=np.int32) % 2
+
+    held = ChunkLabels(np.full(n, 7, np.int32), centers, 0, None)
+    kept = held.labels  # handed out (as a chunk of a labels array would be): must never be reused
+    del held
+    out = _SPARE_LABELS.copy(source)
+    assert out is not kept and (kept == 7).all()
+
+    released = ChunkLabels(np.full(n, 5, np.int32), centers, 0, None)
+    buffer_id = id(released.labels)
+    del released
+    out = _SPARE_LABELS.copy(source)
+    assert id(out) == buffer_id  # no fresh pages
+    assert_array_equal(out, source)
+    assert _SPARE_LABELS.copy(source) is not out  # lent once
+
+
 # ------------------------------------------------------------------ initialisation
 @pytest.mark.parametrize("init", ["k-means++", "random"])
 def test_seeded_init_draws_as_in_memory_on_small_data(client, init):

@@ -32,6 +32,8 @@ from __future__ import annotations
 import itertools
 import operator
 import os
+import sys
+import threading
 import uuid
 from typing import Any
 
@@ -107,6 +109,50 @@ class ChunkLabels:
     def __sizeof__(self):
         return 200 + self.centers.nbytes + (0 if self.labels is None else self.labels.nbytes)
 
+    def __del__(self):
+        # Dask released this result: its labels, if nothing else refers to them (no chunk of a labels array handed
+        # out, no view, no running task; 3 = this slot, ``labels`` and getrefcount's argument), become the output
+        # of a later assignment of a chunk of the same length, which then has no fresh pages to fault in.
+        labels = self.labels
+        try:
+            if type(labels) is np.ndarray and labels.base is None and sys.getrefcount(labels) == 3:
+                _SPARE_LABELS.keep(labels)
+        except (AttributeError, TypeError):  # interpreter shutdown: module globals already gone
+            pass
+
+
+class _SpareLabels:
+    """Per-process pool of released NumPy labels arrays, by length, up to ``max_bytes`` in all."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self.free: dict[int, list[np.ndarray]] = {}
+        self.lock = threading.Lock()
+
+    def keep(self, labels: np.ndarray) -> None:
+        with self.lock:
+            if self.nbytes + labels.nbytes <= self.max_bytes:
+                self.free.setdefault(labels.shape[0], []).append(labels)
+                self.nbytes += labels.nbytes
+
+    def copy(self, labels: Any) -> Any:
+        """A copy of ``labels`` (NumPy: into a spare array of the same length when there is one)."""
+        spare = None
+        if type(labels) is np.ndarray:
+            with self.lock:
+                free = self.free.get(labels.shape[0])
+                if free:
+                    spare = free.pop()
+                    self.nbytes -= spare.nbytes
+        if spare is None:
+            return labels.copy()
+        np.copyto(spare, labels)
+        return spare
+
+
+_SPARE_LABELS = _SpareLabels(1 << 28)
+
 
 def _assign_labels(Xc, centers, metric):
     """Labels of a chunk for ``centers``, in the chunk's memory."""
@@ -155,7 +201,7 @@ def _assign_chunk(Xc, wc, labc, centers, metric, accumulate, dtype, threads):
     Xc, wc, kernels = prep(Xc, wc, dtype)
     n, n_clusters = Xc.shape[0], centers.shape[0]
     # copy: the kernel writes the labels, and a task must never modify its input
-    labels = full_labels(kernels, n) if labc is None else _lab(labc, Xc).copy()
+    labels = full_labels(kernels, n) if labc is None else _SPARE_LABELS.copy(_lab(labc, Xc))
     if n == 0:
         empty = np.zeros((n_clusters, centers.shape[1] + 1)) if accumulate else np.zeros(n_clusters, bool)
         return ChunkLabels(labels, centers, metric, (0.0, 0, empty))
