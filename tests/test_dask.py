@@ -160,12 +160,19 @@ def test_chunk_labels_never_travel_and_are_recomputed_identically():
 
 def _chunk_run(X, centers_seq, weights=None, start=None):
     """Assignment tasks of one chunk in a row (as the workers run them), from ``start`` (a ChunkLabels or None)."""
+    from gpukmeans.backends import _numba_kernels as k
     from gpukmeans.distributed._backend import _assign_chunk
 
     results, labc = [], start
     for centers in centers_seq:
-        labc = _assign_chunk(X, weights, labc, centers, 0, True, X.dtype, {})
-        results.append(labc)
+        given = getattr(labc, "labels", labc)  # None: no previous labels, or dropped in transit
+        before = None if given is None else given.copy()
+        out = _assign_chunk(X, weights, labc, centers, 0, True, X.dtype, {})
+        if before is not None:  # the task's input is left as it was
+            assert_array_equal(given, before)
+        assert_array_equal(out.labels, k.pairwise(X, centers, 0).argmin(axis=1))
+        results.append(out)
+        labc = out
     return results
 
 
