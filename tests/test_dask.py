@@ -99,6 +99,26 @@ def test_updates_with_weights_match_in_memory(client, metric, update, data):
     assert_same_fit(ours, ref)
 
 
+@pytest.mark.parametrize(("metric", "update"), [("manhattan", "median"), ("chebyshev", "guarded")])
+@pytest.mark.parametrize("chunking", ["ragged", "empty"])
+def test_imagery_medians_come_from_the_assignment_tasks(client, monkeypatch, metric, update, chunking):
+    """uint8 imagery without weights: the median histograms ride with the assignments after the first update."""
+    from gpukmeans.distributed._backend import DaskBackend
+
+    reduced = []
+    original = DaskBackend._reduce
+    monkeypatch.setattr(
+        DaskBackend, "_reduce", lambda self, f, *a, **kw: reduced.append(f.__name__) or original(self, f, *a, **kw)
+    )
+    X = np.clip(np.round(blobs(N, 3, 5, seed=2) * 8 + 60), 0, 255).astype(np.uint8)
+    init = np.asarray(pick_init(X, 5, 11), dtype=np.float32)
+    ref = KMeans(5, metric=metric, update=update, init=init, tol=1e-6).fit(X)
+    ours = KMeans(5, metric=metric, update=update, init=init, tol=1e-6).fit(as_dask(X, CHUNKINGS[chunking]))
+    assert_same_fit(ours, ref)
+    assert ref.n_iter_ > 3
+    assert reduced.count("_hist_chunk") == 1  # the first median update only
+
+
 def test_median_midpoint_rule_on_exact_half(client):
     """Unit weights and even cluster sizes: the median is a midpoint, as numpy.median."""
     X = np.array([[0.0], [1.0], [2.5], [4.0], [100.0], [101.0], [103.5], [110.0]])
@@ -150,7 +170,7 @@ def test_chunk_labels_never_travel_and_are_recomputed_identically():
     centers = pick_init(X, 5, 2)
     labels = np.full(5000, -1, dtype=np.int32)
     k.assign(X, np.ones(5000, np.float32), centers, 1, labels, False)
-    result = ChunkLabels(labels.copy(), centers, 1, (1.0, 2, np.zeros((5, 4))))
+    result = ChunkLabels(labels.copy(), centers, 1, (1.0, 2, np.zeros((5, 4)), None))
     payload = pickle.dumps(result)
     assert len(payload) < 1000 < labels.nbytes
     moved = pickle.loads(payload)
@@ -158,8 +178,11 @@ def test_chunk_labels_never_travel_and_are_recomputed_identically():
     assert_array_equal(_lab(moved, X), labels)
 
 
-def _chunk_run(X, centers_seq, weights=None, start=None):
-    """Assignment tasks of one chunk in a row (as the workers run them), from ``start`` (a ChunkLabels or None)."""
+def _chunk_run(X, centers_seq, weights=None, start=None, hist_spec=None):
+    """Assignment tasks of one chunk in a row (as the workers run them), from ``start`` (a ChunkLabels or None).
+
+    With ``hist_spec``, each task's median histograms are checked against a fresh count of its labels.
+    """
     from gpukmeans.backends import _numba_kernels as k
     from gpukmeans.distributed._backend import _assign_chunk
 
@@ -167,10 +190,15 @@ def _chunk_run(X, centers_seq, weights=None, start=None):
     for centers in centers_seq:
         given = getattr(labc, "labels", labc)  # None: no previous labels, or dropped in transit
         before = None if given is None else given.copy()
-        out = _assign_chunk(X, weights, labc, centers, 0, True, X.dtype, {})
+        out = _assign_chunk(X, weights, labc, centers, 0, True, X.dtype, {}, hist_spec)
         if before is not None:  # the task's input is left as it was
             assert_array_equal(given, before)
         assert_array_equal(out.labels, k.pairwise(X, centers, 0).argmin(axis=1))
+        if hist_spec is not None:
+            lo, n_bins = hist_spec
+            w = np.ones(X.shape[0], X.dtype) if weights is None else weights
+            assert out.stats[3][0] == lo
+            assert_array_equal(out.stats[3][1], k.histogram(X, w, out.labels, 5, lo, n_bins))
         results.append(out)
         labc = out
     return results
@@ -209,7 +237,8 @@ def test_chunk_sums_move_with_relabelled_samples_exactly(monkeypatch, threads):
     assert given == [r.updated > 0 for r in results]  # the kernel was given the previous sums
     moved = 0
     for r in results:
-        objective, n_changed, sums = r.stats
+        objective, n_changed, sums, hist = r.stats
+        assert hist is None
         assert_array_equal(sums, k.weighted_sums(X, np.ones(3000, np.float32), r.labels, 5))
         moved += n_changed
     assert moved > 100  # samples did move between the sums
@@ -236,6 +265,33 @@ def test_chunk_sums_survive_labels_dropped_in_transit_and_patched_labels():
     assert after.updated == 0
     assert_array_equal(after.stats[2], k.weighted_sums(X, np.ones(2000), after.labels, 5))
     assert_array_equal(first.labels[:7], _chunk_run(X, seq[:2])[-1].labels[:7])  # inputs untouched
+
+
+def test_chunk_median_histograms_move_with_relabelled_samples(monkeypatch):
+    """Once the median update asks for them, each chunk keeps exact histograms of its labels, moved when it can be."""
+    from gpukmeans.distributed._chunks import HostKernels
+
+    counted = []
+    original = HostKernels.histogram
+    monkeypatch.setattr(HostKernels, "histogram", lambda self, *a: counted.append(1) or original(self, *a))
+    X = np.round(blobs(2500, 3, 5, seed=23, spread=40.0, std=6.0)).astype(np.float32)
+    spec = (float(X.min()), int(X.max() - X.min()) + 1)
+    seq = _centers_seq(X, 6, 6)
+    first = _chunk_run(X, seq[:1])[0]  # before the median update: no histograms
+    assert first.stats[3] is None
+    runs = _chunk_run(X, seq[1:], start=first, hist_spec=spec)  # counted once, then moved
+    assert len(counted) == 1 and sum(r.stats[1] for r in runs[1:]) > 20
+    counted.clear()
+    _chunk_run(X, seq[:3], hist_spec=spec)  # from scratch: every sample moves in
+    assert not counted
+    patched = runs[-1].labels.copy()
+    patched[:5] = 0
+    _chunk_run(X, seq[:2], start=patched, hist_spec=spec)  # unknown counts: counted again, then moved
+    assert len(counted) == 1
+    counted.clear()
+    w = np.random.default_rng(3).integers(0, 3, X.shape[0]).astype(np.float32)
+    _chunk_run(X, seq[:3], weights=w, hist_spec=spec)  # weights: counted each time
+    assert len(counted) == 3
 
 
 def test_released_labels_are_reused_only_when_nothing_else_holds_them():

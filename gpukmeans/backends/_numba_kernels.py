@@ -381,14 +381,25 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
     return objective, n_changed, sums
 
 
-def assign_serial(X, sample_weight, centers, metric, labels, accumulate, unit_weight=False, previous=None):
-    """:func:`assign` on the calling thread only (no parallel launch; releases the GIL), without histograms."""
+def assign_serial(
+    X, sample_weight, centers, metric, labels, accumulate, unit_weight=False, previous=None, histogram=None
+):
+    """:func:`assign` on the calling thread only (no parallel launch; releases the GIL).
+
+    ``histogram`` is moved in place as in :func:`assign`, with no limit on its size.
+    """
     sums = np.zeros((centers.shape[0], X.shape[1] + 1))
     token = feature_token(X.shape[1])
     mode = 0 if not accumulate else (1 if previous is None else 2)
-    objective, n_changed = _assign_range(
-        X, sample_weight, centers, metric, labels, 0, X.shape[0], mode, unit_weight, token, sums
-    )
+    if histogram is None or mode == 0 or not unit_weight:
+        objective, n_changed = _assign_range(
+            X, sample_weight, centers, metric, labels, 0, X.shape[0], mode, unit_weight, token, sums
+        )
+    else:
+        hist, lo = histogram
+        objective, n_changed = _assign_range(
+            X, sample_weight, centers, metric, labels, 0, X.shape[0], mode, unit_weight, token, sums, float(lo), hist
+        )
     if mode == 2:
         sums += previous
     return objective, n_changed, sums

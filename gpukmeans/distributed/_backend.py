@@ -195,29 +195,70 @@ def _previous_sums(labc, accumulate, unit_weight):
     return sums, labc.updated + 1
 
 
-def _assign_chunk(Xc, wc, labc, centers, metric, accumulate, dtype, threads):
+def _starting_histogram(labc, spec, shape, unit_weight):
+    """The median histogram to move the relabelled samples in (a copy), or None to count the new labels in full.
+
+    Only with unit weights (the kernels move counts of 1): zeros before the
+    first assignment (every label -1), else a copy of the histogram of the
+    labels in ``labc`` for ``spec`` ``(lo, n_bins)`` when it has one (the
+    labels of a :class:`ChunkLabels` are those its histogram counts, see
+    :func:`_previous_sums`).
+    """
+    if not unit_weight:
+        return None
+    if labc is None:
+        return np.zeros(shape)
+    if not isinstance(labc, ChunkLabels) or labc.stats[3] is None:
+        return None
+    lo, hist = labc.stats[3]
+    return hist.copy() if lo == spec[0] and hist.shape == shape else None
+
+
+def _assign_chunk(Xc, wc, labc, centers, metric, accumulate, dtype, threads, hist_spec=None):
+    """Assignment task of one chunk: a :class:`ChunkLabels` with ``stats`` ``(objective, n_changed, sums, hist)``.
+
+    With ``accumulate`` and ``hist_spec`` ``(lo, n_bins)`` (the median update
+    of this run uses histograms of the integer values ``lo + b``), ``hist`` is
+    ``(lo, (n_clusters, n_features, n_bins) float64 weights)`` of the new labels:
+    moved from the previous ones with the relabelled samples when it can be,
+    else counted in the same task, so the median update needs no pass of its
+    own. Otherwise ``hist`` is None.
+    """
     _limit_threads(threads)
-    previous, updated = _previous_sums(labc, accumulate, wc is None)
+    unit = wc is None
+    previous, updated = _previous_sums(labc, accumulate, unit)
+    spec = hist_spec if accumulate else None
     Xc, wc, kernels = prep(Xc, wc, dtype)
     n, n_clusters = Xc.shape[0], centers.shape[0]
+    shape = None if spec is None else (n_clusters, Xc.shape[1], int(spec[1]))
+    start = None if spec is None else _starting_histogram(labc, spec, shape, unit)
     # copy: the kernel writes the labels, and a task must never modify its input
     labels = full_labels(kernels, n) if labc is None else _SPARE_LABELS.copy(_lab(labc, Xc))
     if n == 0:
         empty = np.zeros((n_clusters, centers.shape[1] + 1)) if accumulate else np.zeros(n_clusters, bool)
-        return ChunkLabels(labels, centers, metric, (0.0, 0, empty))
-    objective, n_changed, sums = kernels.assign(Xc, wc, centers, metric, labels, accumulate, previous)
+        hist = None if spec is None else (spec[0], np.zeros(shape))
+        return ChunkLabels(labels, centers, metric, (0.0, 0, empty, hist), updated)
+    moving = None if start is None else (start, spec[0])
+    objective, n_changed, sums = kernels.assign(Xc, wc, centers, metric, labels, accumulate, previous, moving)
+    hist = None
+    if spec is not None:
+        counts = start if start is not None else kernels.histogram(Xc, wc, labels, n_clusters, spec[0], shape[2])
+        hist = (spec[0], counts)
     if not accumulate:  # the final assignment: which clusters have members (n_distinct of the fit)
         sums = _host(kernels.xp.bincount(labels, minlength=n_clusters)[:n_clusters] > 0)
-    return ChunkLabels(labels, centers, metric, (float(objective), int(n_changed), sums), updated)
+    return ChunkLabels(labels, centers, metric, (float(objective), int(n_changed), sums, hist), updated)
 
 
 def _sum_assign_stats(parts):
-    objective, n_changed, sums = 0.0, 0, None
-    for obj, changed, s in parts:  # chunk order: the result does not depend on scheduling
+    """Objective, labels changed, sums and histograms (or None) of the chunks, added in chunk order."""
+    objective, n_changed, sums, hist = 0.0, 0, None, None
+    for obj, changed, s, h in parts:  # chunk order: the result does not depend on scheduling
         objective += obj
         n_changed += changed
         sums = s.copy() if sums is None else (sums | s if s.dtype == bool else sums + s)
-    return objective, n_changed, sums
+        if h is not None:
+            hist = h[1].copy() if hist is None else hist + h[1]
+    return objective, n_changed, sums, hist
 
 
 def _sums_chunk(Xc, wc, labc, n_clusters, dtype, threads):
@@ -397,6 +438,7 @@ class DaskLabels:
         self.shape = (int(sum(self.chunks)),)
         self.blocks = [None] * len(self.chunks) if blocks is None else list(blocks)
         self.present = None  # (n_clusters,) bool after an assignment without statistics
+        self.histogram = None  # ((lo, n_bins), summed median histograms of these labels) after an assignment
 
     @property
     def array(self):
@@ -408,6 +450,7 @@ class DaskLabels:
         return DaskLabels(self.data, self.blocks)  # blocks are immutable: sharing them is copying
 
     def __setitem__(self, index, values):
+        self.histogram = None
         index = np.asarray(index, dtype=np.int64).ravel()
         values = np.broadcast_to(np.asarray(values, dtype=np.int32), index.shape).copy()
         offsets = _offsets(self.chunks)
@@ -486,6 +529,8 @@ class DaskBackend:
         self.xp = _Namespace(data)
         self.threads = dict(threads_per_host or {})
         self._integer_info: dict[str, tuple[bool, float, float]] = {}
+        # (lo, n_bins) once a median update of this fit counts histograms: the assignment tasks then keep them
+        self._hist_spec: tuple[float, int] | None = None
 
     def bind(self, X, sample_weight) -> DaskBackend:
         """This backend: its facts about X are keyed by the Dask array's name (its content), never stale."""
@@ -499,17 +544,20 @@ class DaskBackend:
 
     # ---------------------------------------------------------------- interface
     def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
-        # ``previous`` is a hint this backend does not use: its sums are always recomputed in full
+        # ``previous`` is not used: each chunk moves its own previous sums (and median histograms), which
+        # stay with its labels on the worker (see _assign_chunk)
         centers = np.ascontiguousarray(centers, dtype=X.dtype)
+        spec = self._hist_spec if accumulate else None
         outs = [
-            _task(_assign_chunk, x, w, lab, centers, metric, accumulate, X.dtype, self.threads)
+            _task(_assign_chunk, x, w, lab, centers, metric, accumulate, X.dtype, self.threads, spec)
             for x, w, lab in zip(X.blocks, sample_weight.blocks, labels.blocks)
         ]
         # The results stay on the workers; gathering them brings back their statistics only (see ChunkLabels).
         outs = dask.persist(*outs)
         parts = [p.stats for p in dask.compute(*outs)]
-        objective, n_changed, sums = _sum_assign_stats(parts)
+        objective, n_changed, sums, hist = _sum_assign_stats(parts)
         labels.blocks = list(outs)
+        labels.histogram = None if hist is None else (spec, hist)
         if not accumulate:  # the driver's contract: zeros; which clusters have members is kept on the labels
             labels.present = sums
             sums = np.zeros((centers.shape[0], centers.shape[1] + 1))
@@ -522,6 +570,12 @@ class DaskBackend:
         if rule == "median":
             is_integer, lo, hi = self.integer_info(X)
             n_bins = k.histogram_bins(is_integer, lo, hi, n_clusters, X.shape[1], k.HIST_BINS_SHIPPED)
+            shipped = n_clusters * X.shape[1] * n_bins <= 1 << 16  # small: each chunk's histogram comes back
+            if n_bins and shipped:
+                spec = (lo, n_bins)
+                self._hist_spec = spec  # from now on, the assignment tasks keep the histograms of their labels
+                if labels.histogram is not None and labels.histogram[0] == spec:
+                    return median_from_hist(labels.histogram[1], lo)
             if n_bins:
                 hist = self._reduce(
                     _hist_chunk,
@@ -532,7 +586,7 @@ class DaskBackend:
                     lo,
                     n_bins,
                     X.dtype,
-                    on_workers=n_clusters * X.shape[1] * n_bins > 1 << 16,
+                    on_workers=not shipped,
                 )
                 return median_from_hist(hist, lo)
             return self._radix_median(X, sample_weight, labels, n_clusters)

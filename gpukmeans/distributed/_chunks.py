@@ -65,22 +65,37 @@ class HostKernels(CPUBackend):
         """
         return _cached_ones(_HOST_ONES, n, dtype, np.ones)
 
-    def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None, histogram=None):
         """As :meth:`CPUBackend.assign`; ``previous`` (the sums of ``labels``) is used for the shared unit weights.
 
-        The chunk's task decides when its previous sums are still to be trusted (see ``_assign_chunk``).
+        The chunk's task decides when its previous sums are still to be trusted
+        (see ``_assign_chunk``). With ``accumulate``, ``histogram`` ``(hist, lo)``:
+        on return ``hist`` (n_clusters, n_features, n_bins) float64 holds the
+        weights of the integer values ``lo + b`` per cluster for the new labels.
+        With unit weights, ``hist`` must hold the counts of the labels passed in
+        and the relabelled samples are moved in it; otherwise it is counted again.
         """
         # the shared ones of a chunk without weights (see ``ones``): the kernels skip the products
         unit = _HOST_ONES.get((X.shape[0], np.dtype(X.dtype).str)) is sample_weight
         previous = previous if unit and accumulate else None
+        moving = histogram if unit and accumulate else None
+        if moving is not None and numba.get_num_threads() > 1:
+            hist = moving[0]
+            if hist.size * int(k.n_chunks_for(X.shape[0])) > k.MOVES_HISTOGRAM_CELLS:
+                moving = None  # too large to keep one per sum chunk: counted again below
         if numba.get_num_threads() > 1:
-            objective, n_changed, sums = k.assign(X, sample_weight, centers, metric, labels, accumulate, unit, previous)
+            objective, n_changed, sums = k.assign(
+                X, sample_weight, centers, metric, labels, accumulate, unit, previous, moving
+            )
         else:
             # one thread for this task: the serial kernel, which releases the GIL (the worker's event loop
             # keeps serving messages while it runs) and skips the parallel launch
             objective, n_changed, sums = k.assign_serial(
-                X, sample_weight, centers, metric, labels, accumulate, unit, previous
+                X, sample_weight, centers, metric, labels, accumulate, unit, previous, moving
             )
+        if histogram is not None and moving is None:
+            hist, lo = histogram
+            hist[...] = self.histogram(X, sample_weight, labels, hist.shape[0], lo, hist.shape[2])
         if previous is not None:  # exact counts: a cluster that lost its last sample has weight 0; reset its row
             sums[sums[:, -1] == 0] = 0.0
         return float(objective), int(n_changed), sums
@@ -119,6 +134,14 @@ class DeviceKernels(CUDABackend):
     def __init__(self) -> None:
         super().__init__()
         self._ones: dict = {}
+
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None, histogram=None):
+        """As :meth:`CUDABackend.assign`; ``histogram`` ``(hist, lo)`` is counted again for the new labels."""
+        out = super().assign(X, sample_weight, centers, metric, labels, accumulate, previous)
+        if histogram is not None:
+            hist, lo = histogram
+            hist[...] = self.histogram(X, sample_weight, labels, hist.shape[0], lo, hist.shape[2])
+        return out
 
     def ones(self, n: int, dtype: Any) -> Any:
         """Unit weights on the device, kept per (length, dtype) (the backend then skips reading them)."""
