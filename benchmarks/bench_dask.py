@@ -1,8 +1,9 @@
 """k-means on Dask arrays: overhead against the in-memory fit, and weak scaling on a LocalCluster.
 
-Cases (euclidean, k = 8, float32 pixel-like data with 3 features; explicit
-initial centers, ``tol=0`` and a fixed iteration count, so every run does the
-same work):
+Cases (k = 8, float32 pixel-like data with 3 features, integer-valued; euclidean,
+and manhattan with its median update, whose histograms ride with the
+assignment tasks; explicit initial centers, ``tol=0`` and a fixed iteration
+count, so every run does the same work):
 
 - ``in-memory``: ``KMeans(backend="cpu").fit(X)`` on a NumPy array of ``n``
   samples, numba on 2 threads.
@@ -12,8 +13,8 @@ same work):
   and ``NUMBA_NUM_THREADS=1`` (one core per worker). Cluster start-up and the
   persist are not timed; the fit's own validation pass, tolerance pass and
   final assignment are.
-- Weak scaling: ``n / 2`` samples on 1 worker against ``n`` samples on 2
-  workers (same data per worker; ideal: same time).
+- Weak scaling (euclidean): ``n / 2`` samples on 1 worker against ``n``
+  samples on 2 workers (same data per worker; ideal: same time).
 
 Each is timed at a short and a long iteration count; the marginal time of one
 Lloyd iteration is ``(t_long - t_short) / (it_long - it_short)``.
@@ -61,10 +62,13 @@ def initial_centers(X, k=K):
     return X[np.random.default_rng(1).choice(X.shape[0], k, replace=False)].copy()
 
 
-def fit(X, init, n_iter):
+METRICS = ("euclidean", "manhattan")
+
+
+def fit(X, init, n_iter, metric="euclidean"):
     from gpukmeans import KMeans
 
-    return KMeans(K, init=init, n_init=1, max_iter=n_iter, tol=0).fit(X)
+    return KMeans(K, metric=metric, init=init, n_init=1, max_iter=n_iter, tol=0).fit(X)
 
 
 class Cluster:
@@ -137,59 +141,69 @@ def cluster(request):
 
 
 @pytest.mark.parametrize("n_iter", ITERATIONS)
-def test_in_memory(benchmark, data, n_iter):
+@pytest.mark.parametrize("metric", METRICS)
+def test_in_memory(benchmark, data, metric, n_iter):
     X, init = data
-    benchmark.group = "dask overhead"
-    km = benchmark.pedantic(lambda: fit(X, init, n_iter), rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    benchmark.extra_info.update(library="in-memory", n=X.shape[0], n_iter=km.n_iter_, workers=0)
+    benchmark.group = f"dask overhead, {metric}"
+    km = benchmark.pedantic(lambda: fit(X, init, n_iter, metric), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(library="in-memory", n=X.shape[0], n_iter=km.n_iter_, workers=0, metric=metric)
 
 
 @pytest.mark.parametrize("n_iter", ITERATIONS)
-def test_dask(benchmark, data, cluster, n_iter):
+@pytest.mark.parametrize("metric", METRICS)
+def test_dask(benchmark, data, cluster, metric, n_iter):
     X, init = data
+    if cluster.n_workers == 1 and metric != "euclidean":
+        pytest.skip("weak scaling is measured for euclidean only")
     n = N // 2 if cluster.n_workers == 1 else N  # weak scaling: the same samples per worker
     Xd = cluster.persist(n)
-    benchmark.group = "dask overhead" if cluster.n_workers == 2 else "dask weak scaling"
-    km = benchmark.pedantic(lambda: fit(Xd, init, n_iter), rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    benchmark.extra_info.update(library="dask", n=n, n_iter=km.n_iter_, workers=cluster.n_workers)
+    benchmark.group = f"dask overhead, {metric}" if cluster.n_workers == 2 else "dask weak scaling"
+    km = benchmark.pedantic(lambda: fit(Xd, init, n_iter, metric), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(library="dask", n=n, n_iter=km.n_iter_, workers=cluster.n_workers, metric=metric)
 
 
 # ------------------------------------------------------------------ standalone: a markdown table
 def main():
     X = make_data(N)
     init = initial_centers(X)
-    rows = []
-    res = {}
-    for n_iter in ITERATIONS:
-        t, km = _time(lambda n_iter=n_iter: fit(X, init, n_iter))
-        res[("in-memory", N, n_iter)] = t
-        ref_labels = km.labels_
+    res, iters, ref_labels, same = {}, {}, {}, {}
+    for metric in METRICS:
+        for n_iter in ITERATIONS:
+            t, km = _time(lambda n_iter=n_iter, metric=metric: fit(X, init, n_iter, metric))
+            res[("in-memory", metric, N, n_iter)] = t
+            iters[("in-memory", metric, N, n_iter)] = km.n_iter_
+            ref_labels[metric] = km.labels_
     for workers, n in ((1, N // 2), (2, N)):
         c = Cluster(workers)
         try:
             Xd = c.persist(n)
-            for n_iter in ITERATIONS:
-                t, km = _time(lambda n_iter=n_iter, Xd=Xd: fit(Xd, init, n_iter))
-                res[(f"dask {workers}w", n, n_iter)] = t
-            if n == N:
-                same = bool(np.array_equal(km.labels_.compute(), ref_labels))
+            for metric in METRICS if workers == 2 else METRICS[:1]:
+                for n_iter in ITERATIONS:
+                    t, km = _time(lambda n_iter=n_iter, Xd=Xd, metric=metric: fit(Xd, init, n_iter, metric))
+                    res[(f"dask {workers}w", metric, n, n_iter)] = t
+                    iters[(f"dask {workers}w", metric, n, n_iter)] = km.n_iter_
+                if n == N:
+                    same[metric] = bool(np.array_equal(km.labels_.compute(), ref_labels[metric]))
         finally:
             c.close()
     a, b = ITERATIONS
-    for (name, n, n_iter), t in res.items():
-        if n_iter == b:
-            marginal = (t - res[(name, n, a)]) / (b - a)
-            rows.append((name, n, t, res[(name, n, a)], marginal))
     print(f"n = {N:,} x 3 float32, k = {K}, {a} and {b} iterations, best of {ROUNDS}; labels equal: {same}")
-    print(f"| run | samples | fit, {b} it (s) | fit, {a} it (s) | per iteration (ms) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, n, t_long, t_short, marginal in rows:
-        print(f"| {name} | {n:,} | {t_long:.2f} | {t_short:.2f} | {marginal * 1e3:.1f} |")
-    base = res[("in-memory", N, b)]
-    print(f"overhead dask 2w / in-memory at {b} iterations: {res[('dask 2w', N, b)] / base:.2f}x")
+    print("| run | metric | samples | fit, long (s) | fit, short (s) | iterations | per iteration (ms) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for (name, metric, n, n_iter), t in res.items():
+        if n_iter == b:
+            short = res[(name, metric, n, a)]
+            i_long, i_short = iters[(name, metric, n, n_iter)], iters[(name, metric, n, a)]
+            marginal = (t - short) / max(i_long - i_short, 1)  # the iterations run (a fit may converge early)
+            print(
+                f"| {name} | {metric} | {n:,} | {t:.2f} | {short:.2f} | {i_long} and {i_short} | {marginal * 1e3:.1f} |"
+            )
+    for metric in METRICS:
+        base = res[("in-memory", metric, N, b)]
+        print(f"overhead dask 2w / in-memory, {metric}, {b} iterations: {res[('dask 2w', metric, N, b)] / base:.2f}x")
     print(
-        f"weak scaling (2w at n / 1w at n/2), {b} iterations: "
-        f"{res[('dask 2w', N, b)] / res[('dask 1w', N // 2, b)]:.2f}x (ideal 1.0)"
+        f"weak scaling (2w at n / 1w at n/2), euclidean, {b} iterations: "
+        f"{res[('dask 2w', 'euclidean', N, b)] / res[('dask 1w', 'euclidean', N // 2, b)]:.2f}x (ideal 1.0)"
     )
 
 
