@@ -75,17 +75,19 @@ class Cluster:
     """A LocalCluster of ``n_workers`` processes x 1 thread, its client the default one."""
 
     def __init__(self, n_workers):
-        import dask
         import distributed
 
-        # One core per worker (numba too), so that 1 worker vs 2 is a weak-scaling comparison on 2 cores. Set
-        # before the worker process starts: a worker that imports numba before a later ``env=`` is applied (as
-        # when the main module imports gpukmeans) fails the first kernel it must compile.
-        spawn_environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), "NUMBA_NUM_THREADS": "1"}
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_environ}):
-            self.cluster = distributed.LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
+        # One core per worker (numba too), so that 1 worker vs 2 is a weak-scaling comparison on 2 cores.
+        # ``env`` is applied in each worker process after it re-imports the main module: this one does not import
+        # numba at module level (a main module that does would make the workers fail their first compilation).
+        # Not ``distributed.nanny.pre-spawn-environ``: that one is also left set in this process.
+        self.cluster = distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"NUMBA_NUM_THREADS": "1"},
+        )
         self.client = distributed.Client(self.cluster)
         self.client.wait_for_workers(n_workers)
 
