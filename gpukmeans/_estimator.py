@@ -284,8 +284,9 @@ class KMeans(_ParamsMixin):
         n_samples = X.shape[0]
         if self.n_clusters > n_samples:
             raise ValueError(f"n_clusters={self.n_clusters} is larger than the number of samples ({n_samples}).")
+        unit_weights = sample_weight is None
         sample_weight = check_sample_weight(sample_weight, n_samples, X.dtype, backend)
-        n_positive = int((sample_weight > 0).sum())
+        n_positive = n_samples if unit_weights else int((sample_weight > 0).sum())
         if self.n_clusters > n_positive:
             raise ValueError(
                 f"n_clusters={self.n_clusters} is larger than the number of samples with positive weight "
@@ -315,7 +316,7 @@ class KMeans(_ParamsMixin):
             if best is None or result.objective < best.objective:
                 best = result
 
-        n_distinct = int(xp.count_nonzero(xp.bincount(best.labels, minlength=self.n_clusters)))
+        n_distinct = int(np.count_nonzero(backend.label_counts(best.labels, self.n_clusters)))
         if n_distinct < self.n_clusters:
             warnings.warn(
                 f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "

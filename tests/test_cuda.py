@@ -289,6 +289,9 @@ def test_gpu_kernels_match_cpu_kernels(cp, metric):
     Xd, wd, Cd, ld = (cp.asarray(a) for a in (X, w, C, labels))
     np.testing.assert_array_equal(cp.asnumpy(gpu.pairwise(Xd, Cd, code)), cpu.pairwise(X, C, code))
     np.testing.assert_array_equal(cp.asnumpy(gpu.point_costs(Xd, Cd, code, ld)), cpu.point_costs(X, C, code, labels))
+    counts = gpu.label_counts(ld, 9)
+    assert isinstance(counts, np.ndarray) and counts.dtype == np.int64
+    np.testing.assert_array_equal(counts, cpu.label_counts(labels, 9))
     cand = np.stack([C, C + 0.5, C - 0.25])
     got = gpu.objective(Xd, wd, ld, cand, code)
     assert isinstance(got, np.ndarray)  # small results come back to the host

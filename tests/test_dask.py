@@ -119,6 +119,28 @@ def test_imagery_medians_come_from_the_assignment_tasks(client, monkeypatch, met
     assert reduced.count("_hist_chunk") == 1  # the first median update only
 
 
+def test_label_counts_of_dask_labels(client):
+    from gpukmeans.distributed._backend import DaskBackend
+
+    X = blobs(N, 3, 5, seed=8)
+    km = KMeans(5, init=pick_init(X, 5, 1), max_iter=3).fit(as_dask(X, CHUNKINGS["empty"]))
+    labels = km.labels_.compute()
+    fit_labels = _last_dask_labels(X, km)
+    counts = DaskBackend(fit_labels.data).label_counts(fit_labels, 7)
+    assert_array_equal(counts, np.bincount(labels, minlength=7))
+
+
+def _last_dask_labels(X, km):
+    """The DaskLabels of a final assignment of X to the fitted centers, as a fit leaves them."""
+    from gpukmeans.distributed._backend import DaskBackend, DaskData, DaskWeights
+
+    data = DaskData(as_dask(X, CHUNKINGS["empty"]).persist(), np.dtype(np.float64))
+    backend = DaskBackend(data)
+    labels = backend.xp.full(N, -1, dtype=np.int32)
+    backend.assign(data, DaskWeights(None, data.dtype, data.chunks), km.cluster_centers_, 0, labels, False)
+    return labels
+
+
 def test_median_midpoint_rule_on_exact_half(client):
     """Unit weights and even cluster sizes: the median is a midpoint, as numpy.median."""
     X = np.array([[0.0], [1.0], [2.5], [4.0], [100.0], [101.0], [103.5], [110.0]])

@@ -278,6 +278,18 @@ def test_weighted_sums(k, n, dtype):
     assert_allclose(sums, ref_weighted_sums(X, w, labels, k), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("k", [1, 8, 32, 33, 256])
+@pytest.mark.parametrize("n", [0, 1, 1023, 1025, 70_001])
+def test_label_counts_equal_bincount(k, n):
+    rng = np.random.default_rng(n + k)
+    labels = rng.integers(-1, k + 2, n).astype(np.int32)  # -1 and labels >= k are not counted
+    labels[: n // 3] = k // 2  # a long run of one label (imagery)
+    inside = labels[(labels >= 0) & (labels < k)]
+    counts = K.label_counts(labels, k)
+    assert counts.dtype == np.int64
+    assert_array_equal(counts, np.bincount(inside, minlength=k))
+
+
 def test_weighted_sums_empty_cluster_is_zero():
     X = np.arange(12, dtype=np.float32).reshape(6, 2)
     labels = np.array([0, 0, 2, 2, 2, 0], np.int32)

@@ -9,7 +9,7 @@ import numpy as np
 from conftest import METRICS, ref_terms, ref_weighted_median
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 from gpukmeans import ConvergenceWarning, KMeans
 from gpukmeans.backends import _numba_kernels as K
@@ -147,8 +147,14 @@ def test_refit_from_fitted_centers_is_a_fixed_point(problem):
     assume((np.bincount(km.labels_, weights=ww, minlength=k) > 0).all())
     again, _ = _fit(X, w, k, metric, update, km.cluster_centers_, seed)
     assert again.n_iter_ == 1
-    assert_array_equal(again.cluster_centers_, km.cluster_centers_)
     assert_array_equal(again.labels_, km.labels_)
+    if np.array_equal(X, np.round(X)) or (w is not None and not (w == 1).all()):
+        # every sum exact (integer data), or summed in full (weights other than ones): the very same centers
+        assert_array_equal(again.cluster_centers_, km.cluster_centers_)
+    else:
+        # without weights the first fit updated its sums from the samples that moved; the refit sums its
+        # labels afresh: equal up to float64 rounding (see the README on moved sums)
+        assert_allclose(again.cluster_centers_, km.cluster_centers_, rtol=1e-9, atol=1e-12 * np.abs(X).max())
 
 
 @settings(max_examples=MAX_EXAMPLES, deadline=None)

@@ -128,3 +128,6 @@ class Backend(Protocol):
 
     def point_costs(self, X: Array, centers: Array, metric: int, labels: Array) -> Array:
         """``(n_samples,)`` backend array: objective term of each sample to its own center."""
+
+    def label_counts(self, labels: Array, n_clusters: int) -> Any:
+        """``(n_clusters,)`` int64 NumPy: how many samples carry each label (whatever their weight)."""

@@ -530,6 +530,41 @@ def cluster_objectives(X, sample_weight, labels, candidates, metric):
     return out[first, np.arange(n_clusters)]
 
 
+@njit(parallel=True, cache=True)
+def label_counts(labels, n_clusters):
+    """(n_clusters,) int64: the number of samples with each label (labels outside ``[0, n_clusters)`` not counted).
+
+    Up to 32 clusters, each block of 1024 labels is compared with every label
+    in turn (vector compares, no scatter); beyond, each label is counted into
+    one of ``_SLOTS`` rows in turn, so that long runs of one label (imagery) do
+    not make every increment wait for the previous one.
+    """
+    n_samples = labels.shape[0]
+    n_chunks = n_chunks_for(n_samples)
+    partial = np.zeros((n_chunks, _SLOTS, n_clusters), dtype=np.int64)
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        counts = partial[c]
+        if n_clusters <= 32:
+            for b0 in range(start, stop, 1024):
+                block = labels[b0 : min(b0 + 1024, stop)]
+                for j in range(n_clusters):
+                    same = 0
+                    for p in range(block.shape[0]):
+                        same += np.int32(block[p] == j)
+                    counts[0, j] += same
+        else:
+            for i in range(start, stop):
+                j = labels[i]
+                if j >= 0 and j < n_clusters:
+                    counts[i % _SLOTS, j] += 1
+    out = np.zeros(n_clusters, dtype=np.int64)
+    for c in range(n_chunks):
+        for slot in range(_SLOTS):
+            out += partial[c, slot]
+    return out
+
+
 @njit(nogil=True, cache=True)
 def _sums_range(X, sample_weight, labels, start, stop, sums):
     n_features = X.shape[1]

@@ -131,3 +131,6 @@ class CPUBackend(Bindable):
 
     def point_costs(self, X, centers, metric, labels):
         return k.point_costs(X, centers, metric, labels)
+
+    def label_counts(self, labels, n_clusters):
+        return k.label_counts(labels, n_clusters)

@@ -245,7 +245,7 @@ def _assign_chunk(Xc, wc, labc, centers, metric, accumulate, dtype, threads, his
         counts = start if start is not None else kernels.histogram(Xc, wc, labels, n_clusters, spec[0], shape[2])
         hist = (spec[0], counts)
     if not accumulate:  # the final assignment: which clusters have members (n_distinct of the fit)
-        sums = _host(kernels.xp.bincount(labels, minlength=n_clusters)[:n_clusters] > 0)
+        sums = kernels.label_counts(labels, n_clusters) > 0
     return ChunkLabels(labels, centers, metric, (float(objective), int(n_changed), sums, hist), updated)
 
 
@@ -326,6 +326,10 @@ def _point_costs_chunk(Xc, labc, centers, metric, dtype, threads):
     if Xc.shape[0] == 0:
         return kernels.xp.empty(0, dtype=dtype)
     return kernels.point_costs(Xc, centers, metric, _lab(labc, Xc))
+
+
+def _label_counts_chunk(Xc, labc, n_clusters):
+    return kernels_for(Xc).label_counts(_lab(labc, Xc), n_clusters)
 
 
 def _topk_chunk(values, m, offset):
@@ -600,6 +604,10 @@ class DaskBackend:
         centers = np.ascontiguousarray(centers, dtype=X.dtype)
         blocks = [_task(_pairwise_chunk, x, centers, metric, X.dtype, self.threads) for x in X.blocks]
         return _stack_blocks(blocks, X.chunks, X.dtype, ncols=centers.shape[0], like=X.meta)
+
+    def label_counts(self, labels, n_clusters):
+        parts = [_task(_label_counts_chunk, x, lab, n_clusters) for x, lab in zip(labels.data.blocks, labels.blocks)]
+        return _sum_in_order(list(dask.compute(*parts)))
 
     def point_costs(self, X, centers, metric, labels):
         centers = np.ascontiguousarray(centers, dtype=X.dtype)

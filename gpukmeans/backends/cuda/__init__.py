@@ -250,6 +250,9 @@ class CUDABackend(Bindable):
             self._launch("kmeans.cu", f"pairwise_kernel<{T}, {metric}, {D}>", _grid(n, 4096), _THREADS, args)
         return out
 
+    def label_counts(self, labels, n_clusters):
+        return self.xp.bincount(labels, minlength=n_clusters)[:n_clusters].get().astype(np.int64)
+
     def point_costs(self, X, centers, metric, labels):
         cp = self.xp
         centers = self.asarray(centers, X.dtype)
