@@ -151,7 +151,7 @@ class _SpareLabels:
         return spare
 
 
-_SPARE_LABELS = _SpareLabels(1 << 28)
+_SPARE_LABELS = _SpareLabels(1 << 27)  # 128 MiB per worker process, kept after a fit for the next one
 
 
 def _assign_labels(Xc, centers, metric):
