@@ -87,11 +87,12 @@ class ChunkLabels:
     bit for bit, from its chunk (:func:`_lab`). Gathering these objects thus
     brings back the statistics alone, without one extra task per chunk.
 
-    ``stats`` is ``(objective, n_changed, sums)``; ``sums`` (the chunk's
-    ``(n_clusters, n_features + 1)`` weighted sums) are those of ``labels``, so
-    the chunk's next assignment can start from them and move only the samples
-    that change cluster (unit weights). ``updated`` counts the assignments in a
-    row whose sums were so moved rather than summed in full.
+    ``stats`` is ``(objective, n_changed, sums, hist)`` (see :func:`_assign_chunk`);
+    ``sums`` (the chunk's ``(n_clusters, n_features + 1)`` weighted sums) and
+    ``hist`` (its median histograms, or None) are those of ``labels``, so the
+    chunk's next assignment can start from them and move only the samples that
+    change cluster (unit weights). ``updated`` counts the assignments in a row
+    whose sums were so moved rather than summed in full.
     """
 
     __slots__ = ("labels", "centers", "metric", "stats", "updated")
@@ -115,7 +116,7 @@ class ChunkLabels:
         # of a later assignment of a chunk of the same length, which then has no fresh pages to fault in.
         labels = self.labels
         try:
-            if type(labels) is np.ndarray and labels.base is None and sys.getrefcount(labels) == 3:
+            if _EXACT_REFCOUNTS and type(labels) is np.ndarray and labels.base is None and sys.getrefcount(labels) == 3:
                 _SPARE_LABELS.keep(labels)
         except (AttributeError, TypeError):  # interpreter shutdown: module globals already gone
             pass
@@ -152,6 +153,8 @@ class _SpareLabels:
 
 
 _SPARE_LABELS = _SpareLabels(1 << 27)  # 128 MiB per worker process, kept after a fit for the next one
+#: Reference counts tell when nothing else holds an array (not so without the GIL: deferred reference counts).
+_EXACT_REFCOUNTS = getattr(sys, "_is_gil_enabled", lambda: True)() and hasattr(sys, "getrefcount")
 
 
 def _assign_labels(Xc, centers, metric):
