@@ -3,7 +3,8 @@
 #
 #   bash scripts/gpu_check.sh [RESULTS_DIR]      (default: gpu-results)
 #
-# Writes to RESULTS_DIR: gpu.txt (nvidia-smi), tests.log and tests.xml (pytest -m gpu),
+# Writes to RESULTS_DIR: gpu.txt (nvidia-smi), tests.log and tests.xml (pytest -m gpu), tests-dask.log and
+# tests-dask.xml (the Dask-with-CuPy tests, when dask can be imported),
 # bench-gpu.json and bench.log (benchmarks/bench_gpu.py and the GPU silhouette benchmark).
 # Render the benchmark JSON into BENCHMARKS.md with
 #   python scripts/bench_report.py <cpu run JSON> --gpu RESULTS_DIR/bench-gpu.json
@@ -29,6 +30,21 @@ if $PY -c "import pytest_timeout" 2>/dev/null; then TIMEOUT_OPT=(--timeout=120);
 $PY -m pytest tests/test_cuda.py -m gpu "${TIMEOUT_OPT[@]}" -q -p no:cacheprovider --tb=short --junitxml "$OUT_DIR/tests.xml" 2>&1 \
     | tee "$OUT_DIR/tests.log"
 tests_rc=${PIPESTATUS[0]}
+
+# Dask arrays with CuPy chunks (tests/test_dask_cuda.py), where dask and distributed can be imported. A machine
+# without registry access can be given their wheels in .whl/ (ignored by git): installed into a scratch folder.
+if ! $PY -c "import dask, distributed" 2>/dev/null && compgen -G ".whl/*.whl" >/dev/null; then
+    site="${TMPDIR:-/tmp}/gpukmeans-dask-site"
+    $PY -m pip install -q --no-index --no-deps --target "$site" .whl/*.whl >>"$OUT_DIR/install.log" 2>&1 \
+        && export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+if $PY -c "import dask, distributed" 2>/dev/null; then
+    $PY -m pytest tests/test_dask_cuda.py -m gpu "${TIMEOUT_OPT[@]}" -q -p no:cacheprovider --tb=short \
+        --junitxml "$OUT_DIR/tests-dask.xml" 2>&1 | tee "$OUT_DIR/tests-dask.log"
+    tests_rc=$((tests_rc || PIPESTATUS[0]))
+else
+    echo "dask/distributed not importable: tests/test_dask_cuda.py not run" | tee -a "$OUT_DIR/gpu.txt"
+fi
 
 bench_rc=0
 if [ -z "${GPU_CHECK_SKIP_BENCH:-}" ]; then
