@@ -35,6 +35,8 @@ SCRIPT = textwrap.dedent(
         # the median histograms' second-pass update (relocated copies, wide histograms)
         labels = km.predict(Xint)
         kernels.histogram_moves(Xint, labels, np.zeros_like(labels), 0.0, np.zeros((4, 3, 256)))
+        # the quickselect median (float data with more clusters x features than the bucket select takes)
+        kernels.weighted_median(X, np.ones(len(X), dtype), labels, 4)
     stats = {}
     for name in dir(kernels):
         obj = getattr(kernels, name)
@@ -64,6 +66,9 @@ def test_second_process_loads_every_kernel_from_disk():
         "cluster_objectives_kernel",
         "weighted_sums",
         "weighted_median",
+        "weighted_median_buckets",
+        "feature_ranges",
+        "label_counts",
         "histogram",
         "medians_from_histogram",
         "_histogram_moves",

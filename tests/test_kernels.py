@@ -356,6 +356,68 @@ def test_weighted_median_with_zero_and_integer_weights(seed, dtype):
             assert medians[j, f] == np.median(repeated)
 
 
+def _median_problem(seed, kind, dtype, weighting, n=1500, d=3, k=5):
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        X = rng.normal(size=(n, d))
+    elif kind == "halves":  # many ties, exact halves of the weight
+        X = rng.integers(-5, 5, (n, d)) / 2.0
+    elif kind == "signed zeros":
+        X = rng.choice([-0.0, 0.0, 1.5, -2.25, 1e30, -1e-30], size=(n, d))
+    elif kind == "wide":  # magnitudes from 1e-20 to 1e20 in one feature
+        X = rng.exponential(size=(n, d)) * 10.0 ** rng.integers(-20, 20, (n, 1))
+    else:  # constant
+        X = np.full((n, d), 3.25)
+    w = {
+        "unit": np.ones(n),
+        "integer": rng.integers(0, 4, n).astype(np.float64),
+        "fractional": rng.random(n) * (rng.random(n) > 0.2),
+    }[weighting]
+    labels = rng.integers(0, k, n).astype(np.int32)
+    labels[labels == k - 1] = 0  # cluster k - 1 is empty
+    return X.astype(dtype), w.astype(dtype), labels, k
+
+
+@pytest.mark.parametrize("kind", ["normal", "halves", "signed zeros", "wide", "constant"])
+@pytest.mark.parametrize("weighting", ["unit", "integer", "fractional"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_weighted_median_buckets_equal_quickselect(kind, weighting, dtype):
+    X, w, labels, k = _median_problem(7, kind, dtype, weighting)
+    lo, hi = K.feature_ranges(X)
+    assert_array_equal(lo, X.min(axis=0).astype(np.float64))
+    assert_array_equal(hi, X.max(axis=0).astype(np.float64))
+    medians, weights = K.weighted_median_buckets(X, w, labels, k, lo, hi)
+    ref, ref_weights = K.weighted_median(X, w, labels, k)
+    assert_array_equal(medians, ref)  # NaN for the empty cluster in both
+    assert np.isnan(medians[k - 1]).all()
+    assert_allclose(weights, ref_weights, rtol=1e-12)
+    for j in range(k - 1):  # against the reference definition
+        for f in range(X.shape[1]):
+            members = (labels == j) & (w > 0)
+            assert medians[j, f] == ref_weighted_median(X[members, f].astype(np.float64), w[members])
+
+
+def test_weighted_median_buckets_many_clusters_use_fewer_buckets():
+    X, w, labels, _ = _median_problem(8, "normal", np.float32, "unit", n=20_000, d=16, k=64)
+    labels = np.random.default_rng(8).integers(0, 64, X.shape[0]).astype(np.int32)
+    medians, _ = K.weighted_median_buckets(X, w, labels, 64, *K.feature_ranges(X))
+    assert_array_equal(medians, K.weighted_median(X, w, labels, 64)[0])
+
+
+def test_cpu_backend_median_of_float_data_takes_the_bucket_select(monkeypatch, cpu_backend):
+    X, w, labels, k = _median_problem(9, "normal", np.float64, "fractional")
+    ref = K.weighted_median(X, w, labels, k)
+    calls = []
+    original = K.weighted_median_buckets
+    monkeypatch.setattr(K, "weighted_median_buckets", lambda *a: calls.append(1) or original(*a))
+    got = cpu_backend.update(X, w, labels, k, "median")
+    assert calls
+    assert_array_equal(got[0], ref[0])
+    monkeypatch.setattr(K, "MAX_BUCKET_CELLS", 0)  # too many cells: the quickselect
+    assert_array_equal(cpu_backend.update(X, w, labels, k, "median")[0], ref[0])
+    assert len(calls) == 1
+
+
 def test_weighted_median_hand_examples():
     X = np.array([[1.0], [2.0], [3.0], [4.0]])
     one = np.zeros(4, np.int32)

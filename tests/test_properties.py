@@ -174,6 +174,8 @@ def test_weighted_median_kernels_match_reference(values, data):
     medians, total = K.weighted_median(X, w, labels, 1)
     assert medians[0, 0] == expected
     assert total[0] == w.sum()
+    buckets, _ = K.weighted_median_buckets(X, w, labels, 1, *K.feature_ranges(X))
+    assert buckets[0, 0] == expected
     # the median minimises the weighted L1 cost
     cost = lambda c: w @ np.abs(X[:, 0] - c)  # noqa: E731
     assert cost(medians[0, 0]) <= min(cost(v) for v in X[:, 0]) + 1e-12

@@ -607,11 +607,21 @@ def _weighted_median_1d(values, weights):
     Weighted quickselect: expected O(m), three-way partitions around a
     median-of-three pivot, so runs of equal values (imagery) cost one pass.
     """
-    half = 0.5 * weights.sum()
+    return _weighted_select(values, weights, 0.0, 0.5 * weights.sum(), np.inf)
+
+
+@njit(nogil=True, cache=True)
+def _weighted_select(values, weights, below, half, next_above):
+    """The weighted median rule of :func:`_weighted_median_1d` applied to a slice of a sorted order.
+
+    ``values`` (reordered in place) are the members lying between the
+    ``below`` weight of smaller ones and larger ones whose smallest value is
+    ``next_above`` (inf if none); ``half`` is half the total weight.
+    """
     lo, hi = 0, values.shape[0]
-    below = 0.0  # weight of the values left of [lo, hi), all smaller
-    next_above = np.inf  # smallest value right of [lo, hi)
     while True:
+        if lo >= hi:  # only by rounding of weights summed in other orders: the largest value seen
+            return values[hi - 1] if hi > 0 else next_above
         a, b, c = values[lo], values[(lo + hi) // 2], values[hi - 1]
         pivot = max(min(a, b), min(max(a, b), c))
         # three-way partition of [lo, hi): [lo, lt) < pivot, [lt, gt) == pivot, [gt, hi) > pivot
@@ -688,6 +698,207 @@ def weighted_median(X, sample_weight, labels, n_clusters):
                 values[r] = X[idx[r], f]
                 ws[r] = sample_weight[idx[r]]
             medians[j, f] = _weighted_median_1d(values, ws)
+    return medians, weights
+
+
+_MAX_BUCKETS = 2048  # value buckets per (cluster, feature) of :func:`weighted_median_buckets`, at most
+_BUCKET_BYTES = 1 << 20  # float64 weights + int64 counts of one chunk's buckets: about an L2 cache
+_BUCKET_CHUNKS = 4  # fixed sample chunks (results do not depend on threads), each with its own histograms
+#: Largest clusters x features for :func:`weighted_median_buckets` (at 64 buckets, 4 chunks of 4 MiB of
+#: histograms); more use :func:`weighted_median`.
+MAX_BUCKET_CELLS = 1 << 12
+
+
+@njit(inline="always")
+def _bucket(v, lo, scale, n_buckets):
+    """Bucket of value ``v``: non-decreasing in ``v`` (so a higher bucket holds only larger values)."""
+    return min(np.int64((np.float64(v) - lo) * scale), n_buckets - 1)
+
+
+@njit(nogil=True, cache=True)
+def _range_of_features(X, start, stop, lo, hi):
+    """``lo``/``hi`` (n_features,) float64: the least and greatest value of each feature in samples ``start .. stop``.
+
+    Accumulated in local arrays and written once: the chunks' rows of the
+    caller's arrays share cache lines.
+    """
+    low = np.full(X.shape[1], np.inf)
+    high = np.full(X.shape[1], -np.inf)
+    for i in range(start, stop):
+        for f in range(X.shape[1]):
+            v = np.float64(X[i, f])
+            low[f] = min(low[f], v)
+            high[f] = max(high[f], v)
+    lo[:] = low
+    hi[:] = high
+
+
+@njit(nogil=True, cache=True)
+def _bucket_hist_range(X, sample_weight, labels, lo, scale, start, stop, hist, count):
+    """Weights and counts of the members of each (cluster, feature) per value bucket, samples ``start .. stop``."""
+    for i in range(start, stop):
+        wi = np.float64(sample_weight[i])
+        if wi > 0:
+            j = labels[i]
+            for f in range(X.shape[1]):
+                b = _bucket(X[i, f], lo[f], scale[f], hist.shape[2])
+                hist[j, f, b] += wi
+                count[j, f, b] += 1
+
+
+@njit(nogil=True, cache=True)
+def _bucket_collect_range(
+    X, sample_weight, labels, lo, scale, n_buckets, start, stop, target, pos, values, weights, above
+):
+    """Copy the members lying in the median's bucket of their (cluster, feature); the smallest value above it.
+
+    ``pos[j, f]`` is where this chunk writes its next member of (j, f) in
+    ``values``/``weights``; ``above[j, f]`` receives the smallest member value
+    of a higher bucket. Both are worked on in local copies (the chunks' rows
+    share cache lines).
+    """
+    caller_above = above
+    pos = pos.copy()
+    above = above.copy()
+    for i in range(start, stop):
+        wi = np.float64(sample_weight[i])
+        if wi > 0:
+            j = labels[i]
+            for f in range(X.shape[1]):
+                v = np.float64(X[i, f])
+                b = _bucket(v, lo[f], scale[f], n_buckets)
+                t = target[j, f]
+                if b == t:
+                    p = pos[j, f]
+                    values[p] = v
+                    weights[p] = wi
+                    pos[j, f] = p + 1
+                elif b > t and v < above[j, f]:
+                    above[j, f] = v
+    caller_above[...] = above
+
+
+@njit(parallel=True, cache=True)
+def feature_ranges(X):
+    """(lo, hi): (n_features,) float64 least and greatest value of each feature."""
+    n_samples, n_features = X.shape
+    n_chunks = max(1, min(_BUCKET_CHUNKS, n_samples // _MIN_CHUNK))
+    lows = np.full((n_chunks, n_features), np.inf)
+    highs = np.full((n_chunks, n_features), -np.inf)
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        _range_of_features(X, start, stop, lows[c], highs[c])
+    lo = np.empty(n_features)
+    hi = np.empty(n_features)
+    for f in range(n_features):
+        lo[f] = lows[:, f].min()
+        hi[f] = highs[:, f].max()
+    return lo, hi
+
+
+@njit(parallel=True, cache=True)
+def weighted_median_buckets(X, sample_weight, labels, n_clusters, lo, hi):
+    """:func:`weighted_median` by a bucket select: a few passes over X, whatever the values.
+
+    Each feature's range is cut into equal buckets (up to 2048, fewer when
+    there are many clusters x features). Pass 1 adds
+    each member's weight to its bucket, per (cluster, feature); the bucket
+    where the cumulative weight reaches half holds the median. Pass 2 copies
+    the members of that bucket only (and finds the smallest value above it,
+    for the midpoint rule), and a weighted quickselect finishes there. Same
+    rule and result as :func:`weighted_median` (exactly, for integer or unit
+    weights; fractional weights are summed in another order). Meant for up to
+    :data:`MAX_BUCKET_CELLS` clusters x features. ``lo``/``hi`` (n_features,)
+    float64 bound every feature's values (:func:`feature_ranges`).
+    """
+    n_samples, n_features = X.shape
+    n_chunks = max(1, min(_BUCKET_CHUNKS, n_samples // _MIN_CHUNK))
+    n_buckets = _MAX_BUCKETS  # fewer for many clusters x features, so that a chunk's buckets stay in cache
+    while n_buckets > 64 and n_clusters * n_features * n_buckets * 16 > _BUCKET_BYTES:
+        n_buckets //= 2
+    scale = np.zeros(n_features)
+    for f in range(n_features):
+        width = hi[f] - lo[f]
+        if width > 0 and np.isfinite(width):
+            scale[f] = n_buckets / width
+    hist = np.zeros((n_chunks, n_clusters, n_features, n_buckets))
+    count = np.zeros((n_chunks, n_clusters, n_features, n_buckets), dtype=np.int64)
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        _bucket_hist_range(X, sample_weight, labels, lo, scale, start, stop, hist[c], count[c])
+    total = hist[0].copy()
+    for c in range(1, n_chunks):
+        total += hist[c]
+    weights = np.zeros(n_clusters)
+    for j in range(n_clusters):
+        weights[j] = total[j, 0].sum()
+    # the bucket holding each median, the weight below it, and where its members go
+    target = np.zeros((n_clusters, n_features), dtype=np.int64)
+    below = np.zeros((n_clusters, n_features))
+    start_of = np.zeros((n_clusters, n_features), dtype=np.int64)
+    size = np.zeros((n_clusters, n_features), dtype=np.int64)
+    n_kept = 0
+    for j in range(n_clusters):
+        half = 0.5 * weights[j]
+        for f in range(n_features):
+            cum = 0.0
+            chosen = -1
+            last = 0
+            last_cum = 0.0
+            for b in range(n_buckets):
+                h = total[j, f, b]
+                if h > 0:
+                    last, last_cum = b, cum
+                    if cum + h >= half:
+                        chosen = b
+                        break
+                    cum += h
+            if chosen < 0:  # only by rounding: the highest bucket with members
+                chosen, cum = last, last_cum
+            target[j, f] = chosen
+            below[j, f] = cum
+            start_of[j, f] = n_kept
+            for c in range(n_chunks):
+                size[j, f] += count[c, j, f, chosen]
+            n_kept += size[j, f]
+    pos = np.zeros((n_chunks, n_clusters, n_features), dtype=np.int64)
+    for j in range(n_clusters):
+        for f in range(n_features):
+            p = start_of[j, f]
+            for c in range(n_chunks):
+                pos[c, j, f] = p
+                p += count[c, j, f, target[j, f]]
+    values = np.empty(n_kept)
+    member_weights = np.empty(n_kept)
+    above = np.full((n_chunks, n_clusters, n_features), np.inf)
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        _bucket_collect_range(
+            X,
+            sample_weight,
+            labels,
+            lo,
+            scale,
+            n_buckets,
+            start,
+            stop,
+            target,
+            pos[c],
+            values,
+            member_weights,
+            above[c],
+        )
+    medians = np.full((n_clusters, n_features), np.nan)
+    for t in prange(n_clusters * n_features):
+        j = t // n_features
+        f = t % n_features
+        if weights[j] > 0:
+            a = start_of[j, f]
+            z = a + size[j, f]
+            next_above = above[:, j, f].min()
+            medians[j, f] = _weighted_select(
+                values[a:z], member_weights[a:z], below[j, f], 0.5 * weights[j], next_above
+            )
     return medians, weights
 
 

@@ -89,6 +89,9 @@ class CPUBackend(Bindable):
                         self._run_histogram(X, sample_weight, labels, n_clusters, lo, n_bins), lo
                     )
                 return k.weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins)
+            if n_clusters * X.shape[1] <= k.MAX_BUCKET_CELLS:  # other data: a bucket select, then a quickselect
+                lo, hi = self._fact("feature_ranges", X, k.feature_ranges)
+                return k.weighted_median_buckets(X, sample_weight, labels, n_clusters, lo, hi)
             return k.weighted_median(X, sample_weight, labels, n_clusters)
         raise ValueError(f"Unknown update rule {rule!r}.")
 
