@@ -53,8 +53,32 @@ def _relocate_empty_clusters(backend, X, sample_weight, centers, metric, labels,
     return relocated
 
 
-def _candidate_centers(backend, X, sample_weight, labels, sums, centers, rule, metric):
-    """Centers after one update step (float64 NumPy); clusters with no weight keep their center."""
+def _guarded_choice(objectives: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Per cluster, the candidate of lowest objective (float64 centers).
+
+    ``candidates`` (3, n_clusters, n_features) holds the current centers, the
+    medians and the means; ``objectives`` (3, n_clusters) their cluster
+    objectives. The current center wins ties, then the median: a candidate must
+    be lower by more than ``_TIE_RTOL``, since exact ties are common (a weighted
+    median on a flat stretch of the L1 objective) and backends summing in
+    different orders round them differently.
+    """
+    n_clusters = candidates.shape[1]
+    best = np.zeros(n_clusters, dtype=np.intp)
+    best_objective = objectives[0].copy()
+    for s in (1, 2):
+        better = objectives[s] < best_objective - _TIE_RTOL * np.abs(best_objective)
+        best[better] = s
+        best_objective[better] = objectives[s][better]
+    return candidates[best, np.arange(n_clusters)].astype(np.float64)
+
+
+def _candidate_centers(backend, X, sample_weight, labels, sums, centers, rule):
+    """Centers after one update step (float64 NumPy); clusters with no weight keep their center.
+
+    For ``"guarded"``, returns the ``(3, n_clusters, n_features)`` candidates
+    (current centers, medians, means) in X's dtype instead; the caller chooses.
+    """
     n_clusters, n_features = centers.shape
     old = centers.astype(np.float64)
     if rule in ("mean", "guarded"):
@@ -70,20 +94,68 @@ def _candidate_centers(backend, X, sample_weight, labels, sums, centers, rule, m
     median = np.where((weights > 0)[:, None], median, old)
     if rule == "median":
         return median
-    # guarded: per cluster, the best of {current center, median, mean} for the
-    # cluster's objective, so it never increases. The current center wins ties,
-    # then the median: a candidate must be lower by more than _TIE_RTOL, since
-    # exact ties are common (a weighted median on a flat stretch of the L1
-    # objective) and backends summing in different orders round them differently.
-    candidates = np.stack([old, median, mean]).astype(X.dtype)
-    objectives = backend.objective(X, sample_weight, labels, candidates, metric.code)
-    best = np.zeros(n_clusters, dtype=np.intp)
-    best_objective = objectives[0].copy()
-    for s in (1, 2):
-        better = objectives[s] < best_objective - _TIE_RTOL * np.abs(best_objective)
-        best[better] = s
-        best_objective[better] = objectives[s][better]
-    return candidates[best, np.arange(n_clusters)].astype(np.float64)
+    return np.stack([old, median, mean]).astype(X.dtype)
+
+
+#: The guarded update estimates its cluster objectives on a systematic sample of at least this many samples
+#: (and ``_SAMPLE_PER_CLUSTER`` per cluster); smaller data is evaluated whole.
+GUARD_SAMPLE = 32768
+_SAMPLE_PER_CLUSTER = 512
+_WIDEN = 8  # a sample that keeps every center is tried again this many times larger
+
+
+def guard_stride(n_samples: int, n_clusters: int) -> int:
+    """Stride of the systematic sample on which the guarded update compares its candidates (1: all samples)."""
+    return max(1, n_samples // max(GUARD_SAMPLE, _SAMPLE_PER_CLUSTER * n_clusters))
+
+
+def _guarded_step(backend, X, sample_weight, labels, candidates, metric, stride, exact):
+    """The guarded choice among ``candidates``: ``(centers float64, made on a sample)``.
+
+    The cluster objectives are estimated on the systematic sample of
+    ``stride``; a sample that would keep every center (the run would stop) is
+    widened ``_WIDEN`` times, then the choice is made on all samples. With
+    ``exact``, it is made on all samples at once.
+    """
+    while stride > 1 and not exact:
+        new = _guarded_choice(backend.objective(X, sample_weight, labels, candidates, metric.code, stride), candidates)
+        if not np.array_equal(new, candidates[0]):
+            return new, True
+        stride //= _WIDEN
+    return _guarded_choice(backend.objective(X, sample_weight, labels, candidates, metric.code), candidates), False
+
+
+@dataclass
+class _Pending:
+    """A guarded choice made on a sample, checked by the next assignment (see :func:`lloyd`)."""
+
+    objective: float  # objective of ``centers`` and the labels the candidates were computed from
+    centers: np.ndarray  # the centers before the choice
+    candidates: np.ndarray  # (3, n_clusters, n_features): current centers, medians, means
+    sums: Any  # the sums of those labels, as the driver held them
+
+
+def _checked_assign(backend, X, sample_weight, centers, metric, labels, accumulate, label_sums, pending):
+    """``backend.assign``, then the check of a guarded choice made on a sample (``pending``).
+
+    If the new objective exceeds the one before the choice, the choice is
+    undone: an assignment to the previous centers restores the previous labels
+    exactly (the argmin is deterministic), the cluster objectives of the same
+    candidates are computed over all samples, and the exact choice, which
+    cannot increase the objective, is assigned instead.
+
+    Returns ``(objective, n_changed, sums, centers)``.
+    """
+    objective, n_changed, sums = backend.assign(X, sample_weight, centers, metric.code, labels, accumulate, label_sums)
+    if pending is None or objective <= pending.objective:
+        return objective, n_changed, sums, centers
+    backend.assign(X, sample_weight, pending.centers, metric.code, labels, accumulate, sums)  # labels as before
+    objectives = backend.objective(X, sample_weight, labels, pending.candidates, metric.code)
+    centers = _guarded_choice(objectives, pending.candidates).astype(X.dtype)
+    objective, n_changed, sums = backend.assign(
+        X, sample_weight, centers, metric.code, labels, accumulate, pending.sums if accumulate else None
+    )
+    return objective, n_changed, sums, centers
 
 
 def lloyd(
@@ -129,20 +201,35 @@ def lloyd(
     xp = backend.xp
     n_samples, n_features = X.shape
     centers = np.array(backend.to_numpy(centers_init), dtype=X.dtype)  # small arrays live on the host
+    n_clusters = centers.shape[0]
     labels = xp.full(n_samples, -1, dtype=xp.int32)
     history: list[dict] = []
     n_iter = 0
     label_sums = None  # the sums of ``labels`` (a backend may update them from the samples that move)
+    pending = None  # a guarded choice made on a sample, to be checked by the next assignment
+    stride = guard_stride(n_samples, n_clusters) if rule == "guarded" else 1
     for n_iter in range(1, max_iter + 1):
         t0 = time.perf_counter()
-        objective, n_changed, sums = backend.assign(X, sample_weight, centers, metric.code, labels, True, label_sums)
-        label_sums = sums
+        objective, n_changed, sums, centers = _checked_assign(
+            backend, X, sample_weight, centers, metric, labels, True, label_sums, pending
+        )
+        label_sums, pending = sums, None
         weights = sums[:, n_features]
         update_labels = labels
-        if bool(np.any(weights <= 0)):
+        relocated = bool(np.any(weights <= 0))
+        if relocated:
             update_labels = _relocate_empty_clusters(backend, X, sample_weight, centers, metric, labels, weights)
             sums = None
-        new = _candidate_centers(backend, X, sample_weight, update_labels, sums, centers, rule, metric).astype(X.dtype)
+        new = _candidate_centers(backend, X, sample_weight, update_labels, sums, centers, rule)
+        if rule == "guarded":
+            candidates = new
+            # on all samples when empty clusters were relocated: the labels are not the assigned ones
+            new, sampled = _guarded_step(
+                backend, X, sample_weight, update_labels, candidates, metric, stride, relocated
+            )
+            if sampled:
+                pending = _Pending(objective, centers, candidates, label_sums)
+        new = new.astype(X.dtype)
         shift = float(np.sum((new.astype(np.float64) - centers.astype(np.float64)) ** 2))
         centers = new
         elapsed = time.perf_counter() - t0
@@ -168,7 +255,7 @@ def lloyd(
             if verbose:
                 print(f"Converged at iteration {n_iter}: center shift {shift:.4g} within tolerance {tol:.4g}.")
             break
-    objective, _, _ = backend.assign(X, sample_weight, centers, metric.code, labels, False)
+    objective, _, _, centers = _checked_assign(backend, X, sample_weight, centers, metric, labels, False, None, pending)
     return LloydResult(
         centers=backend.asarray(centers, X.dtype), labels=labels, objective=objective, n_iter=n_iter, history=history
     )

@@ -124,6 +124,12 @@ class KMeans(_ParamsMixin):
           cluster's members in the chosen metric (the current center wins ties).
           No closed form minimises the chebyshev objective; this rule checks the
           objective at every step, so it never increases, and usually decreases.
+          Beyond 32,768 samples (and 512 per cluster) the candidates are compared
+          on a systematic sample (every ``s``-th run of 64 samples,
+          ``s = n_samples // max(32768, 512 * n_clusters)``), and the next
+          assignment checks the whole objective: a choice that raised it is
+          undone (previous labels restored) and made again on every sample. A
+          run stops only on a choice made on every sample.
     init : {"k-means++", "random"}, array of shape (n_clusters, n_features) or callable, default="k-means++"
         ``"k-means++"``: greedy k-means++ weighted by ``sample_weight``, with
         distances in the chosen metric (see :func:`gpukmeans._init.kmeans_plusplus`).

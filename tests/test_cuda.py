@@ -257,6 +257,21 @@ def test_gpu_bit_identical_to_cpu_on_imagery(cp, metric, update, weights):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("weights", ["none", "int"])
+def test_gpu_guarded_on_a_sample_bit_identical_to_cpu(cp, monkeypatch, weights):
+    """The guarded update choosing on a sample (and undoing what raised the objective) as on the CPU."""
+    import gpukmeans._driver as driver
+    from gpukmeans.imagery import aral
+
+    monkeypatch.setattr(driver, "GUARD_SAMPLE", 4096)
+    X = np.ascontiguousarray(aral.load(None)[0].data.reshape(-1, 3)[::7][:60_000], dtype=np.float32)
+    ref, gpu = _fit_both(cp, X, 6, "chebyshev", "guarded", _weights(weights, X.shape[0], 5))
+    np.testing.assert_array_equal(cp.asnumpy(gpu.labels_), ref.labels_)
+    np.testing.assert_array_equal(cp.asnumpy(gpu.cluster_centers_), ref.cluster_centers_)
+    assert gpu.inertia_ == ref.inertia_ and gpu.n_iter_ == ref.n_iter_
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize(
     "n_features, n_clusters", [(1, 4), (8, 16), (12, 5), (20, 64), (150, 3)], ids=["d1", "d8", "d12", "d20k64", "d150"]
 )
@@ -296,6 +311,9 @@ def test_gpu_kernels_match_cpu_kernels(cp, metric):
     got = gpu.objective(Xd, wd, ld, cand, code)
     assert isinstance(got, np.ndarray)  # small results come back to the host
     np.testing.assert_allclose(got, cpu.objective(X, w, labels, cand, code), rtol=1e-12)
+    for stride, weights in ((3, w), (7, np.ones_like(w))):  # on the sample of the guarded update
+        got = gpu.objective(Xd, cp.asarray(weights), ld, cand, code, stride)
+        np.testing.assert_allclose(got, cpu.objective(X, weights, labels, cand, code, stride), rtol=1e-12)
     lab_c, lab_g = np.full(X.shape[0], -1, np.int32), cp.full(X.shape[0], -1, dtype=cp.int32)
     obj_c, ch_c, sums_c = cpu.assign(X, w, C, code, lab_c, True)
     obj_g, ch_g, sums_g = gpu.assign(Xd, wd, Cd, code, lab_g, True)

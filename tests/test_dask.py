@@ -141,6 +141,42 @@ def _last_dask_labels(X, km):
     return labels
 
 
+@pytest.mark.parametrize("chunking", ["ragged", "empty"])
+@pytest.mark.parametrize("stride", [1, 3, 7])
+def test_objective_on_a_sample_as_in_memory(client, chunking, stride):
+    """The sampled cluster objectives: each chunk takes its part of the global sample (chunk offsets)."""
+    from gpukmeans.backends.cpu import CPUBackend
+    from gpukmeans.distributed._backend import DaskBackend, DaskData, DaskWeights
+
+    X = blobs(N, 3, 5, seed=4)
+    w = np.random.default_rng(4).uniform(0.5, 2.0, N)
+    centers = pick_init(X, 5, 2)
+    candidates = np.stack([centers, centers + 0.5, centers - 0.25])
+    data = DaskData(as_dask(X, CHUNKINGS[chunking]).persist(), np.dtype(np.float64))
+    backend = DaskBackend(data)
+    weights = DaskWeights(da.from_array(w, chunks=(data.chunks,)), data.dtype, data.chunks)
+    labels = backend.xp.full(N, -1, dtype=np.int32)
+    backend.assign(data, weights, centers, 2, labels, False)
+    got = backend.objective(data, weights, labels, candidates, 2, stride)
+    ref_labels = np.full(N, -1, np.int32)
+    CPUBackend().assign(X, w, centers, 2, ref_labels, False)
+    assert_allclose(got, CPUBackend().objective(X, w, ref_labels, candidates, 2, stride), rtol=1e-12)
+
+
+@pytest.mark.parametrize("chunking", ["ragged", "empty"])
+def test_guarded_on_a_sample_as_in_memory(client, monkeypatch, chunking):
+    import gpukmeans._driver as driver
+
+    monkeypatch.setattr(driver, "GUARD_SAMPLE", 256)
+    monkeypatch.setattr(driver, "_SAMPLE_PER_CLUSTER", 8)
+    X = np.round(blobs(N, 3, 5, seed=6) * 10).astype(np.float32)
+    init = pick_init(X, 5, 3)
+    ref = KMeans(5, metric="chebyshev", init=init, tol=0).fit(X)
+    ours = KMeans(5, metric="chebyshev", init=init, tol=0).fit(as_dask(X, CHUNKINGS[chunking]))
+    assert ref.n_iter_ > 3
+    assert_same_fit(ours, ref)
+
+
 def test_median_midpoint_rule_on_exact_half(client):
     """Unit weights and even cluster sizes: the median is a midpoint, as numpy.median."""
     X = np.array([[0.0], [1.0], [2.5], [4.0], [100.0], [101.0], [103.5], [110.0]])

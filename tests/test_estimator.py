@@ -395,6 +395,123 @@ def test_guarded_beats_or_ties_mean_for_chebyshev_objective():
     assert guarded.inertia_ < start
 
 
+# ------------------------------------------------------- the guarded update on a sample
+def _small_guard_sample(monkeypatch, size=256):
+    """Make the guarded update choose on a sample for test-sized data (``GUARD_SAMPLE`` samples)."""
+    import gpukmeans._driver as driver
+
+    monkeypatch.setattr(driver, "GUARD_SAMPLE", size)
+    monkeypatch.setattr(driver, "_SAMPLE_PER_CLUSTER", 8)
+
+
+def _spy_objective_strides(monkeypatch, lie=False):
+    """Record the ``stride`` of every ``CPUBackend.objective`` call; ``lie``: sampled objectives negated."""
+    strides = []
+    original = CPUBackend.objective
+
+    def objective(self, X, w, labels, candidates, metric, stride=1):
+        strides.append(stride)
+        out = original(self, X, w, labels, candidates, metric, stride)
+        return -out if lie and stride > 1 else out
+
+    monkeypatch.setattr(CPUBackend, "objective", objective)
+    return strides
+
+
+def _ref_guarded_choice(X, w, labels, candidates, metric):
+    """Per cluster, the candidate of least objective (the first one, i.e. the current center, on ties)."""
+    k = candidates.shape[1]
+    objectives = np.array(
+        [
+            [ref_objective(X[labels == j], w[labels == j], candidates[s, j][None], 0, metric) for j in range(k)]
+            for s in range(3)
+        ]
+    )
+    best = np.zeros(k, dtype=int)
+    for s in (1, 2):
+        better = objectives[s] < objectives[best, np.arange(k)] * (1 - 1e-10)
+        best[better] = s
+    return candidates[best, np.arange(k)]
+
+
+@pytest.mark.parametrize("data", ("float", "integer"))
+@pytest.mark.parametrize("seed", range(3))
+def test_guarded_on_a_sample_never_increases_the_objective(monkeypatch, data, seed):
+    _small_guard_sample(monkeypatch)
+    strides = _spy_objective_strides(monkeypatch)
+    X = blobs(6000, 3, 8, 40 + seed)
+    if data == "integer":
+        X = np.round(X * 10)
+    km = KMeans(8, metric="chebyshev", init="random", n_init=1, tol=0, random_state=seed).fit(X)
+    assert max(strides) == 6000 // 256  # the choices were made on the sample
+    objectives = np.array([h["objective"] for h in km.history_] + [km.inertia_])
+    assert km.n_iter_ > 3
+    assert (np.diff(objectives) <= 0).all(), objectives
+    assert_allclose(km.inertia_, ref_objective(X, None, km.cluster_centers_, km.labels_, "chebyshev"), rtol=1e-12)
+    distances = cdist(X, km.cluster_centers_, "chebyshev")
+    assert_array_equal(km.labels_, np.argmin(distances, axis=1))
+    again = KMeans(8, metric="chebyshev", init="random", n_init=1, tol=0, random_state=seed).fit(X)
+    assert_array_equal(again.labels_, km.labels_)
+    assert_array_equal(again.cluster_centers_, km.cluster_centers_)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_guarded_undoes_a_sampled_choice_that_raises_the_objective(monkeypatch, seed):
+    """A sample that misleads (negated objectives: the worst candidates win) is caught by the next assignment."""
+    import gpukmeans._driver as driver
+
+    _small_guard_sample(monkeypatch)
+    strides = _spy_objective_strides(monkeypatch, lie=True)
+    undone = []
+    original = driver._checked_assign
+
+    def checked(backend, X, w, centers, metric, labels, accumulate, label_sums, pending):
+        out = original(backend, X, w, centers, metric, labels, accumulate, label_sums, pending)
+        undone.append(out[3] is not centers)
+        return out
+
+    monkeypatch.setattr(driver, "_checked_assign", checked)
+    X = np.round(blobs(6000, 3, 8, 50 + seed) * 10)
+    w = np.random.default_rng(seed).integers(1, 4, 6000).astype(np.float64)
+    km = KMeans(8, metric="chebyshev", init="random", n_init=1, tol=0, random_state=seed).fit(X, sample_weight=w)
+    assert any(undone) and 1 in strides  # undone, then chosen on all samples
+    objectives = np.array([h["objective"] for h in km.history_] + [km.inertia_])
+    assert (np.diff(objectives) <= 0).all(), objectives
+    assert_allclose(km.inertia_, ref_objective(X, w, km.cluster_centers_, km.labels_, "chebyshev"), rtol=1e-12)
+    assert_array_equal(km.labels_, np.argmin(cdist(X, km.cluster_centers_, "chebyshev"), axis=1))
+
+
+@pytest.mark.parametrize("accumulate", (True, False))
+def test_checked_assign_restores_the_labels_and_chooses_exactly(accumulate):
+    """The undo: previous labels restored, the exact guarded choice assigned, counts and sums from them."""
+    from gpukmeans._driver import _candidate_centers, _checked_assign, _Pending
+
+    X = np.round(blobs(5000, 3, 6, 9) * 10)
+    w = np.ones(5000)
+    metric = get_metric("chebyshev")
+    backend = CPUBackend().bind(X, w)
+    labels = np.full(5000, -1, np.int32)
+    centers = pick_init(X, 6, 3)
+    objective, _, sums = backend.assign(X, w, centers, metric.code, labels, True)
+    before = labels.copy()
+    candidates = _candidate_centers(backend, X, w, labels, sums, centers, "guarded")
+    pending = _Pending(objective, centers, candidates, sums)
+    bad = centers + 100.0  # every sample now far from every center: a higher objective
+    got_objective, n_changed, got_sums, got_centers = _checked_assign(
+        backend, X, w, bad, metric, labels, accumulate, sums, pending
+    )
+    expected_centers = _ref_guarded_choice(X, w, before, candidates, "chebyshev")
+    assert_array_equal(got_centers, expected_centers)
+    expected_labels = np.argmin(cdist(X, expected_centers, "chebyshev"), axis=1)
+    assert_array_equal(labels, expected_labels)
+    assert n_changed == np.count_nonzero(expected_labels != before)
+    assert got_objective <= objective
+    assert_allclose(got_objective, ref_objective(X, w, expected_centers, expected_labels, "chebyshev"), rtol=1e-12)
+    if accumulate:
+        assert_array_equal(got_sums[:, -1], np.bincount(expected_labels, minlength=6))
+        assert_allclose(got_sums[:, :-1], np.array([X[expected_labels == j].sum(axis=0) for j in range(6)]))
+
+
 def _numpy_l1_mean_kmeans(X, init, max_iter, tol):
     """Assign by L1, average the members: the classic loop, in plain NumPy."""
     centers = init.astype(np.float64).copy()

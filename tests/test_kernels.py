@@ -264,6 +264,41 @@ def test_cluster_objectives_hand_example():
     assert_array_equal(K.cluster_objectives(X, w, labels, candidates, 2), [[6.0, 0.0], [4.0, 4.0]])
 
 
+@pytest.mark.parametrize("n", (1, 64, 65, 1000, 64 * 4096 * 3 + 37))
+@pytest.mark.parametrize("stride", (1, 2, 7, 100))
+@pytest.mark.parametrize("code", CODES)
+def test_cluster_objectives_on_a_sample(n, stride, code):
+    """``stride`` > 1: the sums cover the runs of 64 samples whose index // 64 is a multiple of stride."""
+    from gpukmeans.backends._base import SAMPLE_RUN
+
+    k, d = 5, 3
+    X, _, w = make(n, d, k, np.float64, seed=stride)
+    rng = np.random.default_rng(stride + code)
+    labels = rng.integers(0, k, n).astype(np.int32)
+    candidates = rng.normal(size=(3, k, d))
+    out = K.cluster_objectives(X, w, labels, candidates, code, stride)
+    index = np.arange(n)
+    sample = (index // SAMPLE_RUN) % stride == 0
+    expected = np.zeros((3, k))
+    for s in range(3):
+        terms = cdist(X[sample], candidates[s], CDIST_TERM[code])
+        for j in range(k):
+            members = labels[sample] == j
+            expected[s, j] = w[sample][members] @ terms[members, j]
+    assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", (0, 1, 63, 64, 65, 1000, 12345))
+@pytest.mark.parametrize("stride", (1, 2, 3, 7))
+@pytest.mark.parametrize("offset", (0, 5, 64, 777, 10**6 + 3))
+def test_sample_rows(n, stride, offset):
+    from gpukmeans.backends._base import SAMPLE_RUN, sample_rows
+
+    index = np.arange(n)
+    expected = index[((offset + index) // SAMPLE_RUN) % stride == 0]
+    assert_array_equal(sample_rows(n, stride, offset), expected)
+
+
 # --------------------------------------------------------------- weighted_sums
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("n", (1, 63, 200, 3 * 4096 + 37))

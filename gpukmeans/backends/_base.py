@@ -20,7 +20,27 @@ import copy
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import numpy as np
+
 Array = Any  # numpy.ndarray or cupy.ndarray
+
+#: ``Backend.objective`` with ``stride`` > 1 sums over every ``stride``-th run of this many consecutive samples.
+SAMPLE_RUN = 64
+
+
+def sample_rows(n_samples: int, stride: int, offset: int = 0, xp: Any = np) -> Any:
+    """Indices ``i < n_samples`` of the sample of ``Backend.objective(..., stride)`` (``xp`` int64 array).
+
+    The samples ``i`` with ``((offset + i) // SAMPLE_RUN) % stride == 0``, in
+    increasing order; ``offset`` is the global index of sample 0 (a chunk of a
+    larger array). Built from the runs only (no array of ``n_samples``).
+    """
+    if stride <= 1:
+        return xp.arange(n_samples, dtype=xp.int64)
+    period = stride * SAMPLE_RUN  # sampled global indices: m * period + t, 0 <= t < SAMPLE_RUN
+    starts = xp.arange(offset // period, (offset + n_samples) // period + 1, dtype=xp.int64) * period - offset
+    rows = (starts[:, None] + xp.arange(SAMPLE_RUN, dtype=xp.int64)[None, :]).ravel()
+    return rows[(rows >= 0) & (rows < n_samples)]
 
 
 class Bindable:
@@ -117,10 +137,15 @@ class Backend(Protocol):
         no weight, and the ``(n_clusters,)`` float64 NumPy cluster weights.
         """
 
-    def objective(self, X: Array, sample_weight: Array, labels: Array, candidates: Array, metric: int) -> Array:
+    def objective(
+        self, X: Array, sample_weight: Array, labels: Array, candidates: Array, metric: int, stride: int = 1
+    ) -> Array:
         """Per-cluster weighted objective of ``(n_sets, n_clusters, n_features)`` candidate centers.
 
-        Returns ``(n_sets, n_clusters)`` float64 NumPy, in one pass over ``X``.
+        Returns ``(n_sets, n_clusters)`` float64 NumPy, in one pass over ``X``:
+        ``out[s, j]`` sums ``w_i * term(X[i], candidates[s, j])`` over the samples
+        ``i`` labelled ``j`` of the systematic sample :func:`sample_rows` (every
+        ``stride``-th run of :data:`SAMPLE_RUN` samples; 1: all of them).
         """
 
     def pairwise(self, X: Array, centers: Array, metric: int) -> Array:

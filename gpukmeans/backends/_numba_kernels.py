@@ -31,6 +31,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ._base import SAMPLE_RUN
+
 #: de Bruijn sequence and table for :func:`_lowest_bit_debruijn`
 _DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
 _DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
@@ -461,38 +463,44 @@ _SLOTS = 4  # accumulators per (set, cluster): consecutive samples of one cluste
 
 
 @njit(nogil=True, cache=True)
-def _objectives_range(X, sample_weight, labels, candidates, needed, metric, start, stop, dims, out):
-    """Add ``w_i * term(X[i], candidates[s, labels[i]])`` to ``out[s, labels[i], i % _SLOTS]`` where needed.
+def _objectives_range(X, sample_weight, labels, candidates, needed, metric, start, stop, stride, dims, out):
+    """Add ``w_i * term(X[i], candidates[s, labels[i]])`` to ``out[s, labels[i], slot]`` where needed.
 
-    Imagery has long runs of one label: rotating over ``_SLOTS`` accumulators
-    keeps each addition from waiting for the previous one.
+    Visits the samples of the runs ``r * stride`` (``start <= r < stop``) of
+    ``SAMPLE_RUN`` samples; ``stride`` 1: the samples ``start .. stop``. Imagery
+    has long runs of one label: rotating over ``_SLOTS`` accumulators keeps each
+    addition from waiting for the previous one.
     """
     n_features = len(dims) if len(dims) else X.shape[1]
     n_sets = candidates.shape[0]
-    for i in range(start, stop):
-        j = labels[i]
-        wi = np.float64(sample_weight[i])
-        slot = i % _SLOTS
-        x = X[i]
-        for s in range(n_sets):
-            if needed[s, j]:
-                c = candidates[s, j]
-                acc = X.dtype.type(0)
-                for f in range(n_features):
-                    acc = _term(metric, acc, x[f] - c[f])
-                out[s, j, slot] += wi * acc
+    run = 1 if stride == 1 else SAMPLE_RUN
+    for r in range(start, stop):
+        first = r * stride * run
+        for i in range(first, min(first + run, X.shape[0])):
+            j = labels[i]
+            wi = np.float64(sample_weight[i])
+            slot = i % _SLOTS
+            x = X[i]
+            for s in range(n_sets):
+                if needed[s, j]:
+                    c = candidates[s, j]
+                    acc = X.dtype.type(0)
+                    for f in range(n_features):
+                        acc = _term(metric, acc, x[f] - c[f])
+                    out[s, j, slot] += wi * acc
 
 
 @njit(parallel=True, cache=True)
-def cluster_objectives_kernel(X, sample_weight, labels, candidates, needed, metric, dims):
+def cluster_objectives_kernel(X, sample_weight, labels, candidates, needed, metric, stride, dims):
     """See :func:`cluster_objectives`; ``needed[s, j]`` false: ``out[s, j]`` is left 0."""
-    n_samples = X.shape[0]
+    run = 1 if stride == 1 else SAMPLE_RUN
+    n_runs = (X.shape[0] + run * stride - 1) // (run * stride)  # the runs that start below n_samples
     n_sets, n_clusters = candidates.shape[0], candidates.shape[1]
-    n_chunks = n_chunks_for(n_samples)
+    n_chunks = n_chunks_for(n_runs * run)
     partial = np.zeros((n_chunks, n_sets, n_clusters, _SLOTS))
     for c in prange(n_chunks):
-        start, stop = _chunk(n_samples, n_chunks, c)
-        _objectives_range(X, sample_weight, labels, candidates, needed, metric, start, stop, dims, partial[c])
+        start, stop = _chunk(n_runs, n_chunks, c)
+        _objectives_range(X, sample_weight, labels, candidates, needed, metric, start, stop, stride, dims, partial[c])
     out = np.zeros((n_sets, n_clusters))
     for c in range(n_chunks):
         for s in range(n_sets):
@@ -502,7 +510,7 @@ def cluster_objectives_kernel(X, sample_weight, labels, candidates, needed, metr
     return out
 
 
-def cluster_objectives(X, sample_weight, labels, candidates, metric):
+def cluster_objectives(X, sample_weight, labels, candidates, metric, stride=1):
     """Per-cluster weighted objective of several candidate center sets, in one pass.
 
     A candidate equal to one of an earlier set for the same cluster is not
@@ -516,17 +524,23 @@ def cluster_objectives(X, sample_weight, labels, candidates, metric):
     labels : (n_samples,) int32
     candidates : (n_sets, n_clusters, n_features) array, dtype of X
     metric : int
+    stride : int, default=1
+        Sum over the systematic sample of every ``stride``-th run of
+        :data:`SAMPLE_RUN` consecutive samples only: the samples ``i`` with
+        ``(i // SAMPLE_RUN) % stride == 0`` (1: all of them).
 
     Returns
     -------
     out : (n_sets, n_clusters) float64
-        ``out[s, j] = sum_{i: labels[i] == j} w_i * term(X[i], candidates[s, j])``.
+        ``out[s, j] = sum_{i in sample, labels[i] == j} w_i * term(X[i], candidates[s, j])``.
     """
     n_sets, n_clusters = candidates.shape[:2]
     same = np.all(candidates[:, None] == candidates[None, :], axis=-1)  # (n_sets, n_sets, n_clusters)
     first = np.argmax(same, axis=0)  # (n_sets, n_clusters): the first set with the same candidate
     needed = first == np.arange(n_sets)[:, None]
-    out = cluster_objectives_kernel(X, sample_weight, labels, candidates, needed, metric, feature_token(X.shape[1]))
+    out = cluster_objectives_kernel(
+        X, sample_weight, labels, candidates, needed, metric, max(1, int(stride)), feature_token(X.shape[1])
+    )
     return out[first, np.arange(n_clusters)]
 
 

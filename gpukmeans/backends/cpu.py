@@ -126,8 +126,9 @@ class CPUBackend(Bindable):
         state[_RUN_HISTOGRAM] = _RunHistogram(hist, lo, labels if fused else None, None if fused else labels.copy())
         return hist
 
-    def objective(self, X, sample_weight, labels, candidates, metric):
-        return k.cluster_objectives(X, sample_weight, labels, np.ascontiguousarray(candidates, X.dtype), metric)
+    def objective(self, X, sample_weight, labels, candidates, metric, stride=1):
+        candidates = np.ascontiguousarray(candidates, X.dtype)
+        return k.cluster_objectives(X, sample_weight, labels, candidates, metric, stride)
 
     def pairwise(self, X, centers, metric):
         return k.pairwise(X, np.ascontiguousarray(centers, X.dtype), metric)

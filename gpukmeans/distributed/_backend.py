@@ -47,7 +47,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from ..backends import _numba_kernels as k
-from ..backends._base import means_from_sums
+from ..backends._base import means_from_sums, sample_rows
 from . import _kernels as rk
 from ._chunks import full_labels, kernels_for, prep, prep_x
 from ._chunks import host as _host
@@ -272,12 +272,17 @@ def _sums_chunk(Xc, wc, labc, n_clusters, dtype, threads):
     return kernels.weighted_sums(Xc, wc, _lab(labc, Xc), n_clusters)
 
 
-def _objectives_chunk(Xc, wc, labc, candidates, metric, dtype, threads):
+def _objectives_chunk(Xc, wc, labc, candidates, metric, dtype, threads, offset=0, stride=1):
+    """Per-cluster objectives over the chunk (global index of its first sample: ``offset``), or its sampled part."""
     _limit_threads(threads)
     Xc, wc, kernels = prep(Xc, wc, dtype)
     if Xc.shape[0] == 0:
         return np.zeros(candidates.shape[:2])
-    return kernels.objective(Xc, wc, _lab(labc, Xc), candidates, metric)
+    labels = _lab(labc, Xc)
+    if stride > 1:  # the chunk's part of the sample (see sample_rows), copied: a small fraction of it
+        rows = sample_rows(Xc.shape[0], stride, offset, xp=kernels.xp)
+        Xc, wc, labels = Xc[rows], wc[rows], labels[rows]
+    return kernels.objective(Xc, wc, labels, candidates, metric)
 
 
 def _hist_chunk(Xc, wc, labc, n_clusters, lo, n_bins, dtype):
@@ -599,9 +604,14 @@ class DaskBackend:
             return self._radix_median(X, sample_weight, labels, n_clusters)
         raise ValueError(f"Unknown update rule {rule!r}.")
 
-    def objective(self, X, sample_weight, labels, candidates, metric):
+    def objective(self, X, sample_weight, labels, candidates, metric, stride=1):
         candidates = np.ascontiguousarray(candidates, dtype=X.dtype)
-        return self._reduce(_objectives_chunk, X, sample_weight, labels, candidates, metric, X.dtype, self.threads)
+        offsets = _offsets(X.chunks)
+        parts = [
+            _task(_objectives_chunk, x, w, lab, candidates, metric, X.dtype, self.threads, int(o), stride)
+            for x, w, lab, o in zip(X.blocks, sample_weight.blocks, labels.blocks, offsets)
+        ]
+        return _sum_in_order(list(dask.compute(*parts)))
 
     def pairwise(self, X, centers, metric):
         centers = np.ascontiguousarray(centers, dtype=X.dtype)

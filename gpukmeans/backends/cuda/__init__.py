@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._base import Bindable, means_from_sums
+from .._base import Bindable, means_from_sums, sample_rows
 from .._numba_kernels import HIST_BINS_SHIPPED, histogram_bins
 from ._runtime import CUDAUnavailableError, kernel, load_cupy
 
@@ -219,12 +219,16 @@ class CUDABackend(Bindable):
         """Weighted median of integer-valued X with integer weights: per-cluster histograms, O(n)."""
         return median_from_histogram(np, self.histogram(X, sample_weight, labels, n_clusters, lo, n_bins), lo)
 
-    def objective(self, X, sample_weight, labels, candidates, metric):
+    def objective(self, X, sample_weight, labels, candidates, metric, stride=1):
         cp = self.xp
         candidates = self.asarray(candidates, X.dtype)
+        w, has_w = self._weights(sample_weight)
+        if stride > 1:  # the systematic sample, copied: a small fraction of X
+            rows = sample_rows(X.shape[0], stride, xp=cp)
+            X, labels = X[rows], labels[rows]
+            w = w[rows] if has_w else w
         n_sets, k, _ = candidates.shape
         n, d = X.shape
-        w, has_w = self._weights(sample_weight)
         grid = _grid(n)
         T, D = _dtype_name(X.dtype), self._d_template(d)
         out = []
