@@ -210,9 +210,12 @@ def lloyd(
     stride = guard_stride(n_samples, n_clusters) if rule == "guarded" else 1
     for n_iter in range(1, max_iter + 1):
         t0 = time.perf_counter()
+        chosen = centers
         objective, n_changed, sums, centers = _checked_assign(
             backend, X, sample_weight, centers, metric, labels, True, label_sums, pending
         )
+        if verbose and centers is not chosen:
+            print(f"Iteration {n_iter}: the choice made on a sample raised the objective; made again on all samples.")
         label_sums, pending = sums, None
         weights = sums[:, n_features]
         update_labels = labels

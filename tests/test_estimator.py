@@ -456,7 +456,7 @@ def test_guarded_on_a_sample_never_increases_the_objective(monkeypatch, data, se
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_guarded_undoes_a_sampled_choice_that_raises_the_objective(monkeypatch, seed):
+def test_guarded_undoes_a_sampled_choice_that_raises_the_objective(monkeypatch, capsys, seed):
     """A sample that misleads (negated objectives: the worst candidates win) is caught by the next assignment."""
     import gpukmeans._driver as driver
 
@@ -473,8 +473,11 @@ def test_guarded_undoes_a_sampled_choice_that_raises_the_objective(monkeypatch, 
     monkeypatch.setattr(driver, "_checked_assign", checked)
     X = np.round(blobs(6000, 3, 8, 50 + seed) * 10)
     w = np.random.default_rng(seed).integers(1, 4, 6000).astype(np.float64)
-    km = KMeans(8, metric="chebyshev", init="random", n_init=1, tol=0, random_state=seed).fit(X, sample_weight=w)
+    km = KMeans(8, metric="chebyshev", init="random", n_init=1, tol=0, random_state=seed, verbose=True)
+    km.fit(X, sample_weight=w)
     assert any(undone) and 1 in strides  # undone, then chosen on all samples
+    said = capsys.readouterr().out.count("raised the objective; made again on all samples")
+    assert said == sum(undone[:-1])  # one line per iteration that undid a choice (not the final assignment)
     objectives = np.array([h["objective"] for h in km.history_] + [km.inertia_])
     assert (np.diff(objectives) <= 0).all(), objectives
     assert_allclose(km.inertia_, ref_objective(X, w, km.cluster_centers_, km.labels_, "chebyshev"), rtol=1e-12)
