@@ -838,14 +838,45 @@ def test_lowest_set_bit_helpers():
             assert probe(np.uint64(mask)) == (i, i)
 
 
-@pytest.mark.parametrize("high, fused", ((256, True), (30_000, False)), ids=("uint8-fused", "wide-snapshot"))
-def test_cpu_backend_median_histograms_follow_the_run(high, fused):
+def test_assign_kernel_results_do_not_depend_on_its_slots():
+    """Sums per chunk (added in chunk order), histogram changes per group of chunks: any split, same bits."""
+    rng = np.random.default_rng(5)
+    n, d, k = 5 * 4096 + 11, 3, 6
+    X = rng.integers(0, 51, size=(n, d)).astype(np.float32)  # integer-valued, as the histograms require
+    w = np.ones(n, np.float32)
+    C = X[rng.choice(n, k, replace=False)]
+    start = rng.integers(0, k, n).astype(np.int32)
+    token = K.feature_token(d)
+    Xf = X + rng.normal(0, 0.3, (n, d)).astype(np.float32)  # float sums: their order shows in the bits
+    for data, n_bins in ((Xf, 0), (X, 51)):
+        results = []
+        for n_slots in (1, 2, 3, 5, 64):
+            labels = start.copy()
+            out = K.assign_kernel(data, w, C, 2, labels, 2, True, token, 0.0, n_bins, n_slots)
+            results.append((labels, *out))
+        for got in results[1:]:
+            for a, b in zip(got, results[0]):
+                assert_array_equal(a, b)
+    labels, _, n_changed, _, delta = results[0]
+    assert n_changed == np.count_nonzero(labels != start)
+    Xi = X[:, 0].astype(np.int64)  # bin b counts the value lo + b, lo = 0
+    expected = np.zeros((k, 51))
+    np.add.at(expected, (labels, Xi), 1.0)
+    np.add.at(expected, (start, Xi), -1.0)
+    assert_array_equal(delta[:, 0, :], expected)
+
+
+@pytest.mark.parametrize("high, k", ((256, 4), (30_000, 4), (60_000, 12)), ids=("uint8", "wide", "snapshot"))
+def test_cpu_backend_median_histograms_follow_the_run(high, k):
     """As the driver calls them: assign moves the samples in the kept histograms (small ones) or update
     compares with a snapshot (large ones); a relocated copy and a plain assignment in between stay exact."""
     from gpukmeans.backends import cpu
 
+    # one copy of the histograms per thread: 12 x 3 x 60,000 cells exceed the limit even on one thread
+    fused = k * 3 * high * numba.get_num_threads() <= K.MOVES_HISTOGRAM_CELLS
+    assert fused == (high == 256) or high == 30_000
     rng = np.random.default_rng(high)
-    n, k = 40_000, 4
+    n = 40_000
     X = rng.integers(0, high, size=(n, 3)).astype(np.float32)
     w = np.ones(n, np.float32)
     bound, plain = cpu.CPUBackend().bind(X, w), cpu.CPUBackend()

@@ -110,7 +110,7 @@ def _block_distances(buf, centers, j, metric, d):
             d[p] = _term(metric, d[p], buf[f, p] - c)
 
 
-#: Largest histogram cells x sum chunks that :func:`assign` updates in its pass (16 MiB of float64 partials);
+#: Largest histogram cells x threads that :func:`assign` updates in its pass (16 MiB of float64 partials);
 #: larger histograms are updated by :func:`histogram_moves`, a second pass.
 MOVES_HISTOGRAM_CELLS = 1 << 21
 
@@ -286,39 +286,49 @@ def _assign_range(
 
 
 @njit(parallel=True, cache=True)
-def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_weight, dims, lo, n_bins):
+def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_weight, dims, lo, n_bins, n_slots):
     """Fused distance + argmin (+ weighted sums or their change: ``accumulate`` 1 or 2) over all samples.
 
-    See :func:`assign`, which picks ``accumulate`` and ``dims``. With
-    ``accumulate`` and ``n_bins`` > 0, also returns the change of the
-    unit-weight histograms of the integer values ``lo .. lo + n_bins - 1``
-    (n_clusters, n_features, n_bins); else that array is empty.
+    See :func:`assign`, which picks ``accumulate``, ``dims`` and ``n_slots``
+    (numba's thread count). With ``accumulate`` and ``n_bins`` > 0, also
+    returns the change of the unit-weight histograms of the integer values
+    ``lo .. lo + n_bins - 1`` (n_clusters, n_features, n_bins); else that
+    array is empty.
+
+    The chunks are split into ``n_slots`` contiguous groups, one parallel
+    iteration each. Sums and objectives are kept per chunk and added in chunk
+    order (float: the order matters); the histogram changes, integer counts
+    exact in any order, per group, so that only ``n_slots`` copies are zeroed
+    and added up however few samples move.
     """
     n_samples, n_features = X.shape
     n_clusters = centers.shape[0]
     n_chunks = n_chunks_for(n_samples)
+    n_slots = max(1, min(n_slots, n_chunks))
     partial = np.zeros((n_chunks, n_clusters, n_features + 1))
     n_bins = n_bins if accumulate else 0
-    partial_hist = np.zeros((n_chunks, n_clusters, n_features, n_bins))
+    partial_hist = np.zeros((n_slots, n_clusters, n_features, n_bins))
     objectives = np.zeros(n_chunks)
     changed = np.zeros(n_chunks, dtype=np.int64)
-    for c in prange(n_chunks):
-        start, stop = _chunk(n_samples, n_chunks, c)
-        objectives[c], changed[c] = _assign_range(
-            X,
-            sample_weight,
-            centers,
-            metric,
-            labels,
-            start,
-            stop,
-            accumulate,
-            unit_weight,
-            dims,
-            partial[c],
-            lo,
-            partial_hist[c],
-        )
+    for s in prange(n_slots):
+        first, last = _chunk(n_chunks, n_slots, s)
+        for c in range(first, last):
+            start, stop = _chunk(n_samples, n_chunks, c)
+            objectives[c], changed[c] = _assign_range(
+                X,
+                sample_weight,
+                centers,
+                metric,
+                labels,
+                start,
+                stop,
+                accumulate,
+                unit_weight,
+                dims,
+                partial[c],
+                lo,
+                partial_hist[s],
+            )
     sums = np.zeros((n_clusters, n_features + 1))
     hist = np.zeros((n_clusters, n_features, n_bins))
     objective = 0.0
@@ -327,8 +337,8 @@ def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_we
         sums += partial[c]
         objective += objectives[c]
         n_changed += changed[c]
-        if n_bins:
-            hist += partial_hist[c]
+    for s in range(n_slots if n_bins else 0):
+        hist += partial_hist[s]
     return objective, n_changed, sums, hist
 
 
@@ -358,8 +368,8 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
         n_bins) float64 counts the integer values ``lo + b`` of X per cluster
         for the labels passed in; the relabelled samples are moved in it too,
         in place, so it counts the new labels on return (exact: integer counts).
-        Its cells times the sum chunks should stay within
-        :data:`MOVES_HISTOGRAM_CELLS` (each chunk zeroes its own).
+        Its cells times numba's thread count should stay within
+        :data:`MOVES_HISTOGRAM_CELLS` (each thread zeroes its own).
 
     Returns
     -------
@@ -374,7 +384,7 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
     hist, lo = (None, 0.0) if histogram is None or mode == 0 or not unit_weight else histogram
     n_bins = 0 if hist is None else hist.shape[2]
     objective, n_changed, sums, delta = assign_kernel(
-        X, sample_weight, centers, metric, labels, mode, unit_weight, token, float(lo), n_bins
+        X, sample_weight, centers, metric, labels, mode, unit_weight, token, float(lo), n_bins, numba.get_num_threads()
     )
     if mode == 2:
         sums += previous

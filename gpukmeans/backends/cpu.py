@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from . import _numba_kernels as k
@@ -104,7 +105,7 @@ class CPUBackend(Bindable):
         Given another array (the relocated copy of an iteration that emptied a
         cluster, then the run's labels again), they are brought up to date by
         comparing it with a copy of the followed one, and follow it from then
-        on. Larger histograms (each of the assign's chunks would zero a copy)
+        on. Larger histograms (each of the assign's threads would zero a copy)
         keep a snapshot of the labels they count and are compared with it at
         every call. Counts are integers: every path gives exactly
         :func:`k.histogram`'s result.
@@ -122,7 +123,7 @@ class CPUBackend(Bindable):
                     run.counts = labels  # followed from now on (the next assign on them moves them)
                 return run.hist
         hist = k.histogram(X, sample_weight, labels, n_clusters, lo, n_bins)
-        fused = n_clusters * X.shape[1] * n_bins * int(k.n_chunks_for(X.shape[0])) <= k.MOVES_HISTOGRAM_CELLS
+        fused = n_clusters * X.shape[1] * n_bins * numba.get_num_threads() <= k.MOVES_HISTOGRAM_CELLS
         state[_RUN_HISTOGRAM] = _RunHistogram(hist, lo, labels if fused else None, None if fused else labels.copy())
         return hist
 

@@ -81,8 +81,8 @@ class HostKernels(CPUBackend):
         moving = histogram if unit and accumulate else None
         if moving is not None and numba.get_num_threads() > 1:
             hist = moving[0]
-            if hist.size * int(k.n_chunks_for(X.shape[0])) > k.MOVES_HISTOGRAM_CELLS:
-                moving = None  # too large to keep one per sum chunk: counted again below
+            if hist.size * numba.get_num_threads() > k.MOVES_HISTOGRAM_CELLS:
+                moving = None  # too large to keep one per thread: counted again below
         if numba.get_num_threads() > 1:
             objective, n_changed, sums = k.assign(
                 X, sample_weight, centers, metric, labels, accumulate, unit, previous, moving
