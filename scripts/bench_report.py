@@ -1015,7 +1015,11 @@ def _targets_sentence(run: Run) -> str:
         )
 
     def status(missed):
-        return "met at every size" if not missed else f"missed at {', '.join(missed)} (met at the other sizes)"
+        if not missed:
+            return "met at every size"
+        if len(missed) == len(heads):
+            return f"missed at every size ({', '.join(missed)})"
+        return f"missed at {', '.join(missed)} (met at the other sizes)"
 
     return (
         f"In this run the target of at least 4x faster than both peers is {status(peers_missed)}, and the "
