@@ -281,6 +281,8 @@ def _objectives_chunk(Xc, wc, labc, candidates, metric, dtype, threads, offset=0
     labels = _lab(labc, Xc)
     if stride > 1:  # the chunk's part of the sample (see sample_rows), copied: a small fraction of it
         rows = sample_rows(Xc.shape[0], stride, offset, xp=kernels.xp)
+        if rows.shape[0] == 0:  # no run of the sample starts in this chunk
+            return np.zeros(candidates.shape[:2])
         Xc, wc, labels = Xc[rows], wc[rows], labels[rows]
     return kernels.objective(Xc, wc, labels, candidates, metric)
 
