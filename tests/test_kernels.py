@@ -432,6 +432,30 @@ def test_weighted_median_buckets_equal_quickselect(kind, weighting, dtype):
             assert medians[j, f] == ref_weighted_median(X[members, f].astype(np.float64), w[members])
 
 
+@pytest.mark.parametrize("weighting", ["unit", "integer", "fractional"])
+@pytest.mark.parametrize("kind", ["halves", "normal"])
+def test_weighted_median_buckets_across_chunks(kind, weighting):
+    """Several sample chunks: the members of the median's bucket and the next value come from all of them."""
+    X, w, labels, k = _median_problem(12, kind, np.float64, weighting, n=50_000, d=4, k=4)
+    medians, _ = K.weighted_median_buckets(X, w, labels, k, *K.feature_ranges(X))
+    assert_array_equal(medians, K.weighted_median(X, w, labels, k)[0])
+
+
+def test_weighted_median_buckets_midpoint_with_the_next_value_in_another_chunk():
+    """An exact half: the median is the midpoint with the next larger value, found in a later chunk."""
+    n = 40_000  # 4 sample chunks
+    X = np.zeros((n, 2))
+    X[: n // 2, 0], X[n // 2 :, 0] = 1.0, 2.0  # feature 0: the next value is in chunks 2-3 only
+    X[:, 1] = np.linspace(-5.0, 5.0, n) ** 3  # feature 1: spread, so the buckets are narrow
+    X[0, 0], X[-1, 0] = 0.0, 9.0  # the range: 1.0 and 2.0 fall in different, non-adjacent buckets
+    w = np.ones(n)
+    labels = np.zeros(n, np.int32)
+    medians, _ = K.weighted_median_buckets(X, w, labels, 1, *K.feature_ranges(X))
+    assert medians[0, 0] == 1.5 == np.median(X[:, 0])
+    assert medians[0, 1] == np.median(X[:, 1])
+    assert_array_equal(medians, K.weighted_median(X, w, labels, 1)[0])
+
+
 def test_weighted_median_buckets_many_clusters_use_fewer_buckets():
     X, w, labels, _ = _median_problem(8, "normal", np.float32, "unit", n=20_000, d=16, k=64)
     labels = np.random.default_rng(8).integers(0, 64, X.shape[0]).astype(np.int32)
