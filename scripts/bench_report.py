@@ -83,9 +83,24 @@ class Run:
         self.bandwidth.sort()
         self.rechecks: list[Run] = []
         self.gpu_run: Run | None = None  # a separate GPU run (--gpu)
+        self.overlays: list[tuple[Run, int, int]] = []  # later runs laid over this one: (run, ours, peers)
         self.results: dict = {}
         for key, by_iter in runs.items():
             self.results[key] = _summarise(by_iter)
+
+    def overlay(self, later: Run) -> None:
+        """Take from a later run (same machine, newer code) every case it measured, and its read floor.
+
+        The report names the later file and what it replaced; cases it did not
+        measure (peers, silhouette) stay from this run.
+        """
+        replaced = [key for key in later.results if key[0] == "gpukmeans"]
+        self.results.update(later.results)
+        if later.gpu_bandwidth:
+            self.gpu_bandwidth = later.gpu_bandwidth
+        names = {b["name"] for b in later.others}
+        self.others = [b for b in self.others if b["name"] not in names] + later.others
+        self.overlays.append((later, len(replaced), len(later.results) - len(replaced)))
 
     def bw_at(self, n_bytes: int) -> float | None:
         """Read bandwidth (GB/s) measured at the array size nearest to ``n_bytes`` (log scale)."""
@@ -785,6 +800,15 @@ def gpu_section(run: Run) -> str:
         "ms/iter is the marginal time of one Lloyd iteration (long minus short fit, divided by the extra "
         "iterations), as on the CPU.\n",
     ]
+    for later, n_ours, n_peers in g.overlays:
+        lm = later.machine
+        lines.append(
+            f"Laid over it: `{os.path.basename(later.path)}`, a later run on {', '.join(lm.get('gpus') or ['?'])} "
+            f"(started {later.meta.get('started', '?')}): its {n_ours} gpukmeans cases"
+            + (f", {n_peers} peer cases" if n_peers else "")
+            + (" and its read floor" if later.gpu_bandwidth else "")
+            + " replace the first run's; the other rows are from the first run.\n"
+        )
     if g.gpu_bandwidth:
         lines.append(
             f"Read floor: a CuPy sum over 1 GiB ran at {g.gpu_bandwidth:.0f} GB/s; the floor of a case is the bytes "
@@ -800,6 +824,11 @@ def gpu_section(run: Run) -> str:
         floor, _ = g.floor(i)
         torch = g.get("torch", cid, device="cuda")
         o = r["per_iter"]
+        if o and floor and o < floor:  # faster than reading X once: the marginal difference is noise
+            rows.append(
+                [case_label(i), f"{i['metric']} / {i['update']}", ms(o) + " (below the floor: noise)", "", "", "", ""]
+            )
+            continue
         rows.append(
             [
                 case_label(i),
@@ -1054,7 +1083,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", default=str(ROOT / "benchmarks" / "plots"), help="folder for the PNG plots")
     parser.add_argument("--readme", help="also write the README's benchmark paragraph to this file")
     parser.add_argument("--compact", action="store_true", help="rewrite the JSON compactly (as --run does)")
-    parser.add_argument("--gpu", help="pytest-benchmark JSON of a GPU run (scripts/gpu_check.sh): the GPU section")
+    parser.add_argument(
+        "--gpu",
+        action="append",
+        default=[],
+        help="pytest-benchmark JSON of a GPU run (scripts/gpu_check.sh): the GPU section; repeat it to lay later "
+        "runs of the same machine over the first (their cases replace the first's)",
+    )
     parser.add_argument(
         "--recheck",
         action="append",
@@ -1085,9 +1120,13 @@ def main(argv: list[str] | None = None) -> int:
             compact_json(Path(extra))
         with open(extra) as fh:
             run.rechecks.append(Run(json.load(fh), extra))
-    if args.gpu:
-        with open(args.gpu) as fh:
-            run.gpu_run = Run(json.load(fh), args.gpu)
+    for i, gpu_path in enumerate(args.gpu):
+        with open(gpu_path) as fh:
+            gpu = Run(json.load(fh), gpu_path)
+        if i == 0:
+            run.gpu_run = gpu
+        else:
+            run.gpu_run.overlay(gpu)
     notes_path = path.with_suffix(".notes.md")
     notes = notes_path.read_text() if notes_path.exists() else None
     out = Path(args.output)

@@ -26,7 +26,9 @@ def main() -> None:
     rng = cp.random.default_rng(0)
     X = cp.floor(rng.random((n, d), dtype=cp.float32) * 256).astype(cp.float32)  # imagery-like integers
     w = cp.ones(n, dtype=cp.float32)
-    be = CUDABackend()
+    # bound to (X, w) as in a fit: an unbound backend would check "all weights are 1" and "X is
+    # integer-valued" at every call, a pass over w or X that a fit pays once
+    be = CUDABackend().bind(X, w)
     C = X[cp.asarray(np.random.default_rng(0).choice(n, k, replace=False))].copy()
     labels = cp.full(n, -1, dtype=cp.int32)
 
@@ -59,10 +61,12 @@ def main() -> None:
     cand = cp.stack([C, C + 1, C - 1])
     rows.append(("objective of 3 candidate sets", best(lambda: be.objective(X, w, labels, cand, 2))))
     wf = rng.random(n, dtype=cp.float32)
-    rows.append(("assign+sums, float weights", best(lambda: be.assign(X, wf, C, 0, labels, True))))
+    be_wf = CUDABackend().bind(X, wf)
+    rows.append(("assign+sums, float weights", best(lambda: be_wf.assign(X, wf, C, 0, labels, True))))
     if n <= 20_000_000:
         Xf = X + 0.5
-        rows.append(("update median (sorting, float X)", best(lambda: be.update(Xf, w, labels, k, "median"), 3)))
+        be_xf = CUDABackend().bind(Xf, w)
+        rows.append(("update median (sorting, float X)", best(lambda: be_xf.update(Xf, w, labels, k, "median"), 3)))
     init = cp.asnumpy(C)
     for metric, update in [
         ("euclidean", "mean"),

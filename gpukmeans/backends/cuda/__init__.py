@@ -25,7 +25,7 @@ from ._runtime import CUDAUnavailableError, kernel, load_cupy
 __all__ = ["CUDABackend", "CUDAUnavailableError"]
 
 _THREADS = 128  # threads per block of the accumulating kernels (a power of two)
-_MAX_BLOCKS = 1056  # grid of the accumulating kernels: depends on n only, so results do too
+_BLOCKS_PER_SM = 8  # at most this many blocks per multiprocessor in the grid of the accumulating kernels
 _MAX_D_TEMPLATE = 8  # up to this many features the kernels are specialised on n_features
 _CENTERS_SHARED = 32 * 1024  # centers up to this size are staged in shared memory by assign
 _HIST_BLOCKS = 528  # histogram median: blocks of 512 threads (4 per SM with 48 KiB of counts each)
@@ -35,7 +35,7 @@ def _dtype_name(dtype: Any) -> str:
     return "float" if np.dtype(dtype) == np.float32 else "double"
 
 
-def _grid(n: int, max_blocks: int = _MAX_BLOCKS) -> int:
+def _grid(n: int, max_blocks: int) -> int:
     return max(1, min(max_blocks, -(-n // _THREADS)))
 
 
@@ -58,7 +58,10 @@ class CUDABackend(Bindable):
     def __init__(self) -> None:
         self.xp = cp = load_cupy()
         device = cp.cuda.Device()
-        self._smem_max = int(device.attributes.get("MaxSharedMemoryPerBlockOptin", 48 * 1024)) - 1024
+        attributes = device.attributes
+        self._smem_max = int(attributes.get("MaxSharedMemoryPerBlockOptin", 48 * 1024)) - 1024
+        self._smem_sm = int(attributes.get("MaxSharedMemoryPerMultiprocessor", 64 * 1024))
+        self._n_sm = int(attributes.get("MultiProcessorCount", 1))
 
     # ------------------------------------------------------------------ arrays
     def asarray(self, a: Any, dtype: Any) -> Any:
@@ -112,6 +115,18 @@ class CUDABackend(Bindable):
 
         return self._fact("integer_range", X, compute)
 
+    def _blocks(self, n: int, shared: int) -> int:
+        """Grid of an accumulating kernel using ``shared`` bytes per block: one wave of resident blocks.
+
+        Each block takes a grid-stride share of the samples, so a grid larger than
+        what the multiprocessors hold at once would run a second, partial wave
+        (per-thread float64 slots limit the resident blocks). The grid depends on
+        n, the shared memory and the device only, so results are bit-identical
+        run after run on one device.
+        """
+        resident = self._smem_sm // (shared + 1024)  # the driver reserves 1 KiB per block
+        return _grid(n, self._n_sm * max(1, min(_BLOCKS_PER_SM, resident)))
+
     @staticmethod
     def _d_template(d: int) -> int:
         return d if d <= _MAX_D_TEMPLATE else 0
@@ -133,11 +148,11 @@ class CUDABackend(Bindable):
         n, d = X.shape
         if (d + 1) * 8 * _THREADS * 2 > self._smem_max:  # wide data: sums of feature ranges
             return self._weighted_sums_wide(X, w, has_w, labels, n_clusters)
-        grid = _grid(n)
         out = []
         T, D = _dtype_name(X.dtype), self._d_template(d)
         for j0, j1 in self._cluster_ranges(n_clusters, d + 1):
             n_slots = (j1 - j0) * (d + 1)
+            grid = self._blocks(n, _slot_bytes(n_slots))
             block = cp.empty((grid, n_slots), dtype=cp.float64)
             args = (X, w, np.int32(has_w), labels, np.int64(n), np.int32(d), np.int32(j0), np.int32(j1), block)
             self._launch("kmeans.cu", f"sums_kernel<{T}, {D}>", grid, _THREADS, args, _slot_bytes(n_slots))
@@ -166,7 +181,6 @@ class CUDABackend(Bindable):
         n, d = X.shape
         k = centers.shape[0]
         w, has_w = self._weights(sample_weight)
-        grid = _grid(n)
         n_slots = k * (d + 1)
         fused = bool(accumulate) and _slot_bytes(n_slots) <= self._smem_max
         shared = _slot_bytes(n_slots) if fused else 8 * _THREADS
@@ -174,8 +188,8 @@ class CUDABackend(Bindable):
         c_shared = c_bytes <= _CENTERS_SHARED and shared + c_bytes <= self._smem_max
         if c_shared:
             shared += c_bytes
-        stats = cp.empty((grid, 2), dtype=cp.float64)
-        block_sums = cp.empty((grid, n_slots if fused else 1), dtype=cp.float64)
+        grid = self._blocks(n, shared)
+        block_out = cp.empty((grid, 2 + (n_slots if fused else 0)), dtype=cp.float64)
         T, D = _dtype_name(X.dtype), self._d_template(d)
         args = (
             X,
@@ -188,14 +202,13 @@ class CUDABackend(Bindable):
             labels,
             np.int32(fused),
             np.int32(c_shared),
-            stats,
-            block_sums,
+            block_out,
         )
         self._launch("kmeans.cu", f"assign_kernel<{T}, {metric}, {D}>", grid, _THREADS, args, shared)
-        if fused:  # one copy to the host: objective, labels changed and the sums
-            host = cp.concatenate([stats.sum(axis=0), block_sums.sum(axis=0)]).get()
+        host = block_out.sum(axis=0).get()  # one reduction, one copy: objective, labels changed, sums
+        if fused:
             return float(host[0]), int(host[1]), host[2:].reshape(k, d + 1)
-        objective, n_changed = (float(v) for v in stats.sum(axis=0).get())
+        objective, n_changed = float(host[0]), host[1]
         if accumulate:
             sums = self._weighted_sums(X, w, has_w, labels, k).get()
         else:
@@ -229,11 +242,11 @@ class CUDABackend(Bindable):
             w = w[rows] if has_w else w
         n_sets, k, _ = candidates.shape
         n, d = X.shape
-        grid = _grid(n)
         T, D = _dtype_name(X.dtype), self._d_template(d)
         out = []
         for j0, j1 in self._cluster_ranges(k, n_sets):
             n_slots = n_sets * (j1 - j0)
+            grid = self._blocks(n, _slot_bytes(n_slots))
             block = cp.empty((grid, n_slots), dtype=cp.float64)
             args = (X, w, np.int32(has_w), labels, candidates, np.int64(n), np.int32(d), np.int32(k))
             args += (np.int32(n_sets), np.int32(j0), np.int32(j1), block)

@@ -12,8 +12,8 @@
 //     (the module is compiled with --fmad=false), so they are bit-identical to the CPU's;
 //   * every sum over samples is accumulated in double, in per-thread slots (no atomics), then
 //     reduced in a fixed order: per block here, over blocks by the caller (a CuPy sum over the
-//     fixed (n_blocks, n_slots) array). The grid depends only on n, so the same input gives
-//     bit-identical results run after run;
+//     fixed (n_blocks, n_slots) array). The grid depends only on n, the kernel's shared memory and
+//     the device, so the same input gives bit-identical results run after run on one device;
 //   * sample_weight may be skipped (has_weight = 0) when every weight is 1.
 //
 // Per-thread slots live in dynamic shared memory laid out [thread][slot] with an odd stride
@@ -133,9 +133,10 @@ constexpr int UNROLL = 4;  // samples in flight per thread and loop trip
 // assign: labels[i] = argmin_j term(X[i], centers[j]) (lowest j on ties), one pass over X.
 //   IN  X (n, d), sample_weight (n) [read only if has_weight], centers (k, d)
 //   INOUT labels (n) int32: previous labels in, nearest centers out (written only where they change)
-//   OUT block_stats (gridDim.x, 2): weighted objective and number of changed labels per block
-//       block_sums (gridDim.x, k * (d + 1)) if accumulate: per-cluster weighted coordinate sums
-//       and, in the last of each cluster's d + 1 slots, the cluster weight
+//   OUT block_out (gridDim.x, 2 + n_slots), per block: the weighted objective, the number of changed
+//       labels, then if accumulate (n_slots = k * (d + 1), else 0) the per-cluster weighted
+//       coordinate sums and, in the last of each cluster's d + 1 slots, the cluster weight
+//       (one array, so that the caller reduces and copies it in one go)
 // Shared memory: red (blockDim.x doubles), slots (blockDim.x * (n_slots | 1) doubles if
 // accumulate), centers (k * d T) if centers_in_shared.
 // Each thread takes UNROLL samples per trip (grid-stride), loads them first, then runs the centers
@@ -187,7 +188,7 @@ template <typename T, int METRIC, int D>
 __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sample_weight, int has_weight,
                               const T* __restrict__ centers, long long n, int d, int k,
                               int* __restrict__ labels, int accumulate, int centers_in_shared,
-                              double* __restrict__ block_stats, double* __restrict__ block_sums) {
+                              double* __restrict__ block_out) {
     extern __shared__ double smem[];
     double* red = smem;
     double* slots = red + blockDim.x;
@@ -232,13 +233,14 @@ __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sam
             }
         }
     }
+    double* out = block_out + (long long)blockIdx.x * (2 + n_slots);
     objective = gk::block_sum(objective, red);
     changed = gk::block_sum(changed, red);
     if (threadIdx.x == 0) {
-        block_stats[2 * blockIdx.x] = objective;
-        block_stats[2 * blockIdx.x + 1] = changed;
+        out[0] = objective;
+        out[1] = changed;
     }
-    if (accumulate) gk::reduce_slots(slots, n_slots, stride, block_sums + (long long)blockIdx.x * n_slots);
+    if (accumulate) gk::reduce_slots(slots, n_slots, stride, out + 2);
 }
 
 // ---------------------------------------------------------------------------------------------
