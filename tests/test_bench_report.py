@@ -1,0 +1,164 @@
+"""scripts/bench_report.py: the figures of the report against the raw pytest-benchmark JSON.
+
+The committed runs under ``benchmarks/results`` are the input; every expected
+figure is recomputed here from the JSON's own medians, independently of the
+report's code (which groups cases, picks peers and formats the tables).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+CPU_RUN = RESULTS / "run-20261126-1056.json"
+GPU_FIRST = RESULTS / "gpu-h100-20261126-1140.json"
+GPU_LATER = RESULTS / "gpu-h100-20261126-1152.json"
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "scripts" / "bench_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load(path: Path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _marginal(doc: dict, library: str, case: str, device: str = "cpu") -> float:
+    """Seconds per iteration of one case: difference of the medians over the difference of iterations.
+
+    A peer run in several variants (FAISS at 1 and 2 threads) counts with its fastest.
+    """
+    fits = {}
+    for b in doc["benchmarks"]:
+        e = b.get("extra_info", {})
+        if e.get("library") == library and e.get("case") == case and e.get("device", "cpu") == device:
+            fits.setdefault(e.get("variant", ""), {})[e["n_iter"]] = b["stats"]["median"]
+    best = None
+    for by_iter in fits.values():
+        lo, hi = min(by_iter), max(by_iter)
+        t = (by_iter[hi] - by_iter[lo]) / (hi - lo)
+        best = t if best is None else min(best, t)
+    assert best is not None, f"no {library} fits of {case} in the JSON"
+    return best
+
+
+def _row(markdown: str, *cells: str) -> list[str]:
+    """The cells of the first table row that starts with ``cells``."""
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            parts = [c.strip() for c in line.strip("|").split("|")]
+            if parts[: len(cells)] == list(cells):
+                return parts
+    raise AssertionError(f"no row starting with {cells}")
+
+
+def _runs(report, *gpu_paths):
+    run = report.Run(_load(CPU_RUN), str(CPU_RUN))
+    for i, p in enumerate(gpu_paths):
+        g = report.Run(_load(p), str(p))
+        if i == 0:
+            run.gpu_run = g
+        else:
+            run.gpu_run.overlay(g)
+    return run
+
+
+def test_marginal_iteration_and_peer_ratio_match_the_raw_json(report):
+    doc = _load(CPU_RUN)
+    run = _runs(report)
+    case = "pixels-1Mx3-k8-float32-euclidean-mean"
+    ours = run.get("gpukmeans", case)
+    assert ours["per_iter"] == pytest.approx(_marginal(doc, "gpukmeans", case), rel=1e-12)
+    sk = run.best_peer("scikit-learn", case, in_run=True)
+    expected = _marginal(doc, "scikit-learn", case) / _marginal(doc, "gpukmeans", case)
+    assert sk["per_iter"] / ours["per_iter"] == pytest.approx(expected, rel=1e-12)
+    headline = report.headline_section(run)
+    assert _row(headline, "1M x 3")[4] == f"{expected:.2f}"
+
+
+def test_targets_say_met_or_missed_from_the_measured_ratio(report):
+    doc = _load(CPU_RUN)
+    run = _runs(report)
+    targets = report.targets_section(run)
+    for label in ("1M", "10M"):
+        base = f"pixels-{label}x3-k8-float32"
+        r = _marginal(doc, "scikit-learn", base + "-euclidean-mean") / _marginal(
+            doc, "gpukmeans", base + "-euclidean-mean"
+        )
+        row = _row(targets, "euclidean >= 4x faster than scikit-learn", f"{label} x 3")
+        assert row[2] == f"{r:.1f}x"
+        assert row[3] == ("met" if r >= 4 else "MISSED")
+        g = _marginal(doc, "gpukmeans", base + "-chebyshev-guarded") / _marginal(
+            doc, "gpukmeans", base + "-euclidean-mean"
+        )
+        row = _row(targets, "chebyshev (guarded update) within 1.5x of euclidean", f"{label} x 3")
+        assert row[2] == f"{g:.2f}x"
+        assert row[3] == ("met" if g <= 1.5 else "MISSED")
+
+
+def test_noise_larger_than_the_signal_gives_no_figure(report):
+    stats = {"median": 1.0, "iqr": 0.1, "rounds": 3}
+    by_iter = {2: (stats, {"n_iter": 2}), 12: ({**stats, "median": 0.9}, {"n_iter": 12})}
+    assert report._summarise(by_iter)["per_iter"] is None
+
+
+def test_gpu_overlay_takes_the_later_cases_and_keeps_the_peers(report):
+    first, later = _load(GPU_FIRST), _load(GPU_LATER)
+    run = _runs(report, GPU_FIRST, GPU_LATER)
+    g = run.gpu_run
+    case = "pixels-100Mx3-k8-float32-euclidean-mean"
+    ours = g.get("gpukmeans", case, device="cuda")["per_iter"]
+    assert ours == pytest.approx(_marginal(later, "gpukmeans", case, "cuda"), rel=1e-12)
+    assert ours != pytest.approx(_marginal(first, "gpukmeans", case, "cuda"), rel=1e-3)
+    torch = g.get("torch", case, device="cuda")["per_iter"]
+    assert torch == pytest.approx(_marginal(first, "torch", case, "cuda"), rel=1e-12)
+    bandwidth = [b["extra_info"]["gb_per_s"] for b in later["benchmarks"] if "hbm" in b["name"]][0]
+    assert g.gpu_bandwidth == bandwidth
+
+    section = report.gpu_section(run)
+    assert "Laid over it: `gpu-h100-20261126-1152.json`" in section
+    row = _row(section, "pixels 100M x 3, k=8, float32", "euclidean / mean")
+    floor = 100_000_000 * 3 * 4 / (bandwidth * 1e9)  # one read of X, float32
+    assert row[4] == f"{ours / floor:.2f}"
+    assert row[6] == f"{torch / ours:.2f}"
+    target = _row(report.targets_section(run), "GPU euclidean (mean) within 2x of the HBM read floor")
+    assert target[3] == ("met" if ours / floor <= 2 else "MISSED")
+
+
+def test_gpu_rows_faster_than_the_read_floor_are_marked_as_noise(report):
+    run = _runs(report, GPU_FIRST, GPU_LATER)
+    g = run.gpu_run
+    section = report.gpu_section(run)
+    checked = 0
+    for (lib, _, case, dev), r in g.results.items():
+        if lib != "gpukmeans" or dev != "cuda" or r["per_iter"] is None:
+            continue
+        floor, _ = g.floor(r["info"])
+        label = report.case_label(r["info"])
+        row = _row(section, label, f"{r['info']['metric']} / {r['info']['update']}")
+        noise = "below the floor: noise" in row[2]
+        assert noise == (r["per_iter"] < floor), (case, row)
+        checked += noise
+    assert checked >= 1  # the 10M euclidean row of the later run: 0.017 ms against a 0.039 ms floor
+
+
+def test_readme_paragraph_quotes_the_report(report):
+    doc = _load(CPU_RUN)
+    run = _runs(report, GPU_FIRST, GPU_LATER)
+    text = report.readme_paragraph(run)
+    case = "pixels-1Mx3-k8-float32-euclidean-mean"
+    ours = _marginal(doc, "gpukmeans", case)
+    assert f"{ours * 1e3:.3g} ms per iteration at 1M x 3" in text
+    m = re.search(r"at 1M x 3 \(([\d.]+)x faster than scikit-learn", text)
+    assert m and float(m.group(1)) == pytest.approx(_marginal(doc, "scikit-learn", case) / ours, abs=0.051)
