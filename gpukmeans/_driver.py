@@ -142,16 +142,20 @@ def _checked_assign(backend, X, sample_weight, centers, metric, labels, accumula
     undone: an assignment to the previous centers restores the previous labels
     exactly (the argmin is deterministic), the cluster objectives of the same
     candidates are computed over all samples, and the exact choice, which
-    cannot increase the objective, is assigned instead.
+    cannot increase the objective, is assigned instead. When that choice keeps
+    every center, the restoring assignment is already its assignment: no label
+    changed from before the choice, and no third pass is made.
 
     Returns ``(objective, n_changed, sums, centers)``.
     """
     objective, n_changed, sums = backend.assign(X, sample_weight, centers, metric.code, labels, accumulate, label_sums)
     if pending is None or objective <= pending.objective:
         return objective, n_changed, sums, centers
-    backend.assign(X, sample_weight, pending.centers, metric.code, labels, accumulate, sums)  # labels as before
+    restored = backend.assign(X, sample_weight, pending.centers, metric.code, labels, accumulate, sums)
     objectives = backend.objective(X, sample_weight, labels, pending.candidates, metric.code)
     centers = _guarded_choice(objectives, pending.candidates).astype(X.dtype)
+    if np.array_equal(centers, pending.centers):  # every center stays: the restoring assignment is the answer
+        return restored[0], 0, restored[2], centers
     objective, n_changed, sums = backend.assign(
         X, sample_weight, centers, metric.code, labels, accumulate, pending.sums if accumulate else None
     )
@@ -214,7 +218,8 @@ def lloyd(
         objective, n_changed, sums, centers = _checked_assign(
             backend, X, sample_weight, centers, metric, labels, True, label_sums, pending
         )
-        if verbose and centers is not chosen:
+        undone = centers is not chosen
+        if verbose and undone:
             print(f"Iteration {n_iter}: the choice made on a sample raised the objective; made again on all samples.")
         label_sums, pending = sums, None
         weights = sums[:, n_features]
@@ -223,12 +228,17 @@ def lloyd(
         if relocated:
             update_labels = _relocate_empty_clusters(backend, X, sample_weight, centers, metric, labels, weights)
             sums = None
-        new = _candidate_centers(backend, X, sample_weight, update_labels, sums, centers, rule)
-        if rule == "guarded":
+        if undone and n_changed == 0 and not relocated:
+            # the exact choice was just made from these very labels and candidates: nothing is left to update
+            new = centers
+        else:
+            new = _candidate_centers(backend, X, sample_weight, update_labels, sums, centers, rule)
+        if rule == "guarded" and new is not centers:
             candidates = new
-            # on all samples when empty clusters were relocated: the labels are not the assigned ones
+            # on all samples when empty clusters were relocated (the labels are not the assigned ones) and
+            # when no label changed (the run stops here: on an exact choice, with nothing left to check)
             new, sampled = _guarded_step(
-                backend, X, sample_weight, update_labels, candidates, metric, stride, relocated
+                backend, X, sample_weight, update_labels, candidates, metric, stride, relocated or n_changed == 0
             )
             if sampled:
                 pending = _Pending(objective, centers, candidates, label_sums)

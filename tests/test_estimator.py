@@ -515,6 +515,46 @@ def test_checked_assign_restores_the_labels_and_chooses_exactly(accumulate):
         assert_allclose(got_sums[:, :-1], np.array([X[expected_labels == j].sum(axis=0) for j in range(6)]))
 
 
+@pytest.mark.parametrize("accumulate", (True, False))
+def test_checked_assign_keeping_every_center_reuses_the_restoring_assignment(monkeypatch, accumulate):
+    """An undo whose exact choice keeps every center: two assignments, the previous labels, no label changed."""
+    from gpukmeans._driver import _checked_assign, _Pending
+
+    X = np.round(blobs(5000, 3, 6, 11) * 10)
+    w = np.ones(5000)
+    metric = get_metric("chebyshev")
+    backend = CPUBackend().bind(X, w)
+    labels = np.full(5000, -1, np.int32)
+    centers = pick_init(X, 6, 5)
+    objective, _, sums = backend.assign(X, w, centers, metric.code, labels, True)
+    before = labels.copy()
+    # the medians and means offered are far worse than the current centers: the exact choice keeps them all
+    candidates = np.stack([centers, centers + 50.0, centers - 50.0]).astype(np.float64)
+    pending = _Pending(objective, centers, candidates, sums)
+    calls = []
+    original = type(backend).assign
+
+    def spy(self, *args, **kwargs):
+        calls.append(args[2].copy())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(backend), "assign", spy)
+    got_objective, n_changed, got_sums, got_centers = _checked_assign(
+        backend, X, w, centers + 100.0, metric, labels, accumulate, sums, pending
+    )
+    assert len(calls) == 2  # the rejected choice, then the restoring assignment; no third pass
+    assert_array_equal(calls[1], centers)
+    assert_array_equal(got_centers, centers)
+    assert got_centers.dtype == X.dtype
+    assert_array_equal(labels, before)
+    assert n_changed == 0
+    assert got_objective == objective
+    assert_allclose(got_objective, ref_objective(X, w, centers, before, "chebyshev"), rtol=1e-12)
+    if accumulate:
+        assert_array_equal(got_sums[:, -1], np.bincount(before, minlength=6))
+        assert_allclose(got_sums[:, :-1], np.array([X[before == j].sum(axis=0) for j in range(6)]))
+
+
 def _numpy_l1_mean_kmeans(X, init, max_iter, tol):
     """Assign by L1, average the members: the classic loop, in plain NumPy."""
     centers = init.astype(np.float64).copy()
