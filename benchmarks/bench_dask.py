@@ -15,6 +15,9 @@ count, so every run does the same work):
   final assignment are.
 - Weak scaling (euclidean): ``n / 2`` samples on 1 worker against ``n``
   samples on 2 workers (same data per worker; ideal: same time).
+- ``round trip``: two trivial tasks submitted and gathered, Dask's own latency.
+  Each Lloyd iteration makes at least one round trip, so the in-memory
+  iteration plus this time is a floor under the Dask iteration.
 
 Each is timed at a short and a long iteration count; the marginal time of one
 Lloyd iteration is ``(t_long - t_short) / (it_long - it_short)``.
@@ -114,6 +117,20 @@ def distributed_wait(x):
     distributed.wait(x)
 
 
+def _identity(x):
+    return x
+
+
+def round_trip(client, n_tasks=2):
+    """One Dask round trip: ``n_tasks`` trivial tasks submitted, run on the workers, and gathered.
+
+    Every Lloyd iteration on Dask makes at least one (the new centers need all
+    chunks' statistics), so the in-memory iteration plus this time bounds the
+    Dask iteration from below, whatever the kernels do.
+    """
+    client.gather([client.submit(_identity, i, pure=False) for i in range(n_tasks)])
+
+
 def _time(fn, rounds=ROUNDS):
     fn()  # warm-up: numba cache load in the workers, thread pools up
     times = []
@@ -164,11 +181,19 @@ def test_dask(benchmark, data, cluster, metric, n_iter):
     benchmark.extra_info.update(library="dask", n=n, n_iter=km.n_iter_, workers=cluster.n_workers, metric=metric)
 
 
+def test_round_trip(benchmark, cluster):
+    """Dask's own latency: the floor under the per-iteration overhead of a Dask fit."""
+    benchmark.group = "dask round trip"
+    round_trip(cluster.client)  # connections up
+    benchmark.pedantic(lambda: round_trip(cluster.client), rounds=30, iterations=1, warmup_rounds=3)
+    benchmark.extra_info.update(library="dask", workers=cluster.n_workers, tasks=2)
+
+
 # ------------------------------------------------------------------ standalone: a markdown table
 def main():
     X = make_data(N)
     init = initial_centers(X)
-    res, iters, ref_labels, same = {}, {}, {}, {}
+    res, iters, ref_labels, same, trips = {}, {}, {}, {}, {}
     for metric in METRICS:
         for n_iter in ITERATIONS:
             t, km = _time(lambda n_iter=n_iter, metric=metric: fit(X, init, n_iter, metric))
@@ -179,6 +204,13 @@ def main():
         c = Cluster(workers)
         try:
             Xd = c.persist(n)
+            round_trip(c.client)
+            times = []
+            for _ in range(30):
+                t0 = time.perf_counter()
+                round_trip(c.client)
+                times.append(time.perf_counter() - t0)
+            trips[workers] = (float(np.median(times)), min(times))
             for metric in METRICS if workers == 2 else METRICS[:1]:
                 for n_iter in ITERATIONS:
                     t, km = _time(lambda n_iter=n_iter, Xd=Xd, metric=metric: fit(Xd, init, n_iter, metric))
@@ -200,9 +232,16 @@ def main():
             print(
                 f"| {name} | {metric} | {n:,} | {t:.2f} | {short:.2f} | {i_long} and {i_short} | {marginal * 1e3:.1f} |"
             )
+    for workers, (median, best) in trips.items():
+        print(f"round trip, 2 trivial tasks, {workers} worker(s): median {median * 1e3:.1f}, best {best * 1e3:.1f} ms")
     for metric in METRICS:
         base = res[("in-memory", metric, N, b)]
         print(f"overhead dask 2w / in-memory, {metric}, {b} iterations: {res[('dask 2w', metric, N, b)] / base:.2f}x")
+        per_iter = (base - res[("in-memory", metric, N, a)]) / max(
+            iters[("in-memory", metric, N, b)] - iters[("in-memory", metric, N, a)], 1
+        )
+        floor = (per_iter + trips[2][1]) / per_iter
+        print(f"  floor from one best round trip per iteration ({per_iter * 1e3:.1f} ms in memory): {floor:.2f}x")
     print(
         f"weak scaling (2w at n / 1w at n/2), euclidean, {b} iterations: "
         f"{res[('dask 2w', 'euclidean', N, b)] / res[('dask 1w', 'euclidean', N // 2, b)]:.2f}x (ideal 1.0)"

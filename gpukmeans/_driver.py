@@ -73,27 +73,40 @@ def _guarded_choice(objectives: np.ndarray, candidates: np.ndarray) -> np.ndarra
     return candidates[best, np.arange(n_clusters)].astype(np.float64)
 
 
-def _candidate_centers(backend, X, sample_weight, labels, sums, centers, rule):
-    """Centers after one update step (float64 NumPy); clusters with no weight keep their center.
+def _means(backend, X, sample_weight, labels, sums, old):
+    """Weighted means (float64), from the assignment's ``sums`` when given; clusters of no weight keep ``old``."""
+    n_clusters, n_features = old.shape
+    if sums is not None:
+        weights = sums[:, n_features]
+        mean = sums[:, :n_features] / np.where(weights > 0, weights, 1.0)[:, None]
+    else:
+        mean, weights = backend.update(X, sample_weight, labels, n_clusters, "mean")
+    return np.where((weights > 0)[:, None], mean, old)
 
-    For ``"guarded"``, returns the ``(3, n_clusters, n_features)`` candidates
-    (current centers, medians, means) in X's dtype instead; the caller chooses.
-    """
-    n_clusters, n_features = centers.shape
+
+def _medians(backend, X, sample_weight, labels, old):
+    """Weighted coordinate-wise medians (float64); clusters of no weight keep ``old``."""
+    median, weights = backend.update(X, sample_weight, labels, old.shape[0], "median")
+    return np.where((weights > 0)[:, None], median, old)
+
+
+def _updated_centers(backend, X, sample_weight, labels, sums, centers, rule):
+    """Centers after one ``"mean"`` or ``"median"`` step (float64 NumPy)."""
     old = centers.astype(np.float64)
-    if rule in ("mean", "guarded"):
-        if sums is not None:
-            weights = sums[:, n_features]
-            mean = sums[:, :n_features] / np.where(weights > 0, weights, 1.0)[:, None]
-        else:
-            mean, weights = backend.update(X, sample_weight, labels, n_clusters, "mean")
-        mean = np.where((weights > 0)[:, None], mean, old)
-        if rule == "mean":
-            return mean
-    median, weights = backend.update(X, sample_weight, labels, n_clusters, "median")
-    median = np.where((weights > 0)[:, None], median, old)
-    if rule == "median":
-        return median
+    if rule == "mean":
+        return _means(backend, X, sample_weight, labels, sums, old)
+    return _medians(backend, X, sample_weight, labels, old)
+
+
+def _guarded_candidates(backend, X, sample_weight, labels, sums, centers):
+    """The ``(3, n_clusters, n_features)`` candidates of the guarded update, in X's dtype.
+
+    The current centers, the medians and the means of ``labels``; the driver
+    chooses among them with :func:`_guarded_step`.
+    """
+    old = centers.astype(np.float64)
+    mean = _means(backend, X, sample_weight, labels, sums, old)
+    median = _medians(backend, X, sample_weight, labels, old)
     return np.stack([old, median, mean]).astype(X.dtype)
 
 
@@ -231,10 +244,8 @@ def lloyd(
         if undone and n_changed == 0 and not relocated:
             # the exact choice was just made from these very labels and candidates: nothing is left to update
             new = centers
-        else:
-            new = _candidate_centers(backend, X, sample_weight, update_labels, sums, centers, rule)
-        if rule == "guarded" and new is not centers:
-            candidates = new
+        elif rule == "guarded":
+            candidates = _guarded_candidates(backend, X, sample_weight, update_labels, sums, centers)
             # on all samples when empty clusters were relocated (the labels are not the assigned ones) and
             # when no label changed (the run stops here: on an exact choice, with nothing left to check)
             new, sampled = _guarded_step(
@@ -242,6 +253,8 @@ def lloyd(
             )
             if sampled:
                 pending = _Pending(objective, centers, candidates, label_sums)
+        else:
+            new = _updated_centers(backend, X, sample_weight, update_labels, sums, centers, rule)
         new = new.astype(X.dtype)
         shift = float(np.sum((new.astype(np.float64) - centers.astype(np.float64)) ** 2))
         centers = new

@@ -487,7 +487,7 @@ def test_guarded_undoes_a_sampled_choice_that_raises_the_objective(monkeypatch, 
 @pytest.mark.parametrize("accumulate", (True, False))
 def test_checked_assign_restores_the_labels_and_chooses_exactly(accumulate):
     """The undo: previous labels restored, the exact guarded choice assigned, counts and sums from them."""
-    from gpukmeans._driver import _candidate_centers, _checked_assign, _Pending
+    from gpukmeans._driver import _checked_assign, _guarded_candidates, _Pending
 
     X = np.round(blobs(5000, 3, 6, 9) * 10)
     w = np.ones(5000)
@@ -497,7 +497,7 @@ def test_checked_assign_restores_the_labels_and_chooses_exactly(accumulate):
     centers = pick_init(X, 6, 3)
     objective, _, sums = backend.assign(X, w, centers, metric.code, labels, True)
     before = labels.copy()
-    candidates = _candidate_centers(backend, X, w, labels, sums, centers, "guarded")
+    candidates = _guarded_candidates(backend, X, w, labels, sums, centers)
     pending = _Pending(objective, centers, candidates, sums)
     bad = centers + 100.0  # every sample now far from every center: a higher objective
     got_objective, n_changed, got_sums, got_centers = _checked_assign(
