@@ -185,6 +185,28 @@ def test_cuda_backend_facts_logic_with_numpy():
     assert backend._bound is None  # binding returns a copy
 
 
+@pytest.mark.parametrize(
+    "n_sm, smem_sm, shared, expected_per_sm",
+    [
+        (132, 233_472, 35_936, 6),  # H100, fused assignment at k = 8, d = 3: 6 blocks fit, not 8
+        (132, 233_472, 2_144, 8),  # assignment without sums: capped at 8 per multiprocessor
+        (108, 167_936, 100_000, 1),  # A100, slots larger than half the multiprocessor: one block each
+        (80, 98_304, 200_000, 1),  # more than fits: still one block per multiprocessor (never 0)
+    ],
+)
+def test_cuda_grid_is_one_wave_of_resident_blocks(n_sm, smem_sm, shared, expected_per_sm):
+    """The accumulating kernels' grid: as many blocks as the multiprocessors hold at once, fewer for small n."""
+    from gpukmeans.backends.cuda import _THREADS, CUDABackend
+
+    backend = object.__new__(CUDABackend)  # no GPU here: the device attributes are set by hand
+    backend._n_sm, backend._smem_sm = n_sm, smem_sm
+    assert backend._blocks(10**9, shared) == n_sm * expected_per_sm
+    resident = smem_sm // (shared + 1024)  # what the hardware holds (1 KiB reserved per block)
+    assert expected_per_sm <= max(1, resident)
+    assert backend._blocks(1000, shared) == -(-1000 // _THREADS)  # one block per 128 samples when n is small
+    assert backend._blocks(0, shared) == 1
+
+
 # ------------------------------------------------------------------ GPU
 UPDATES = ("mean", "median", "guarded")
 WEIGHTS = ("none", "int", "float")
