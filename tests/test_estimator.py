@@ -515,6 +515,40 @@ def test_checked_assign_restores_the_labels_and_chooses_exactly(accumulate):
         assert_allclose(got_sums[:, :-1], np.array([X[expected_labels == j].sum(axis=0) for j in range(6)]))
 
 
+@pytest.mark.parametrize("lie", (False, True))
+@pytest.mark.parametrize("seed", range(8))
+def test_guarded_on_a_sample_converges_on_an_exact_choice(monkeypatch, seed, lie):
+    """A sampled run that converges ends on a choice made on all samples: the final assignment checks nothing.
+
+    With ``lie`` every sampled choice is the worst one, so the run also goes through undos.
+    """
+    import gpukmeans._driver as driver
+
+    _small_guard_sample(monkeypatch)
+    strides = _spy_objective_strides(monkeypatch, lie=lie)
+    pendings = []
+    original = driver._checked_assign
+
+    def checked(backend, X, w, centers, metric, labels, accumulate, label_sums, pending):
+        pendings.append(pending)
+        return original(backend, X, w, centers, metric, labels, accumulate, label_sums, pending)
+
+    monkeypatch.setattr(driver, "_checked_assign", checked)
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(3, 9))
+    X = np.round(blobs(6000, 3, k, 60 + seed) * 10)
+    w = rng.integers(1, 4, 6000).astype(np.float64) if seed % 2 else None
+    km = KMeans(k, metric="chebyshev", init="random", n_init=1, tol=0, max_iter=300, random_state=seed)
+    km.fit(X, sample_weight=w)
+    assert km.n_iter_ < 300  # converged: no label changed, or no center moved
+    assert max(strides) > 1  # choices were made on the sample
+    assert pendings[-1] is None  # the final assignment: no sampled choice left to check
+    assert len(pendings) == km.n_iter_ + 1
+    objectives = np.array([h["objective"] for h in km.history_] + [km.inertia_])
+    assert (np.diff(objectives) <= 0).all(), objectives
+    assert_array_equal(km.labels_, np.argmin(cdist(X, km.cluster_centers_, "chebyshev"), axis=1))
+
+
 @pytest.mark.parametrize("accumulate", (True, False))
 def test_checked_assign_keeping_every_center_reuses_the_restoring_assignment(monkeypatch, accumulate):
     """An undo whose exact choice keeps every center: two assignments, the previous labels, no label changed."""
