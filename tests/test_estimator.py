@@ -484,18 +484,24 @@ def test_guarded_undoes_a_sampled_choice_that_raises_the_objective(monkeypatch, 
     assert_array_equal(km.labels_, np.argmin(cdist(X, km.cluster_centers_, "chebyshev"), axis=1))
 
 
+def _assigned(data_seed, init_seed):
+    """Integer pixels assigned once to 6 chebyshev centers: X, w, metric, backend, labels, centers, objective, sums."""
+    X = np.round(blobs(5000, 3, 6, data_seed) * 10)
+    w = np.ones(5000)
+    metric = get_metric("chebyshev")
+    backend = CPUBackend().bind(X, w)
+    labels = np.full(5000, -1, np.int32)
+    centers = pick_init(X, 6, init_seed)
+    objective, _, sums = backend.assign(X, w, centers, metric.code, labels, True)
+    return X, w, metric, backend, labels, centers, objective, sums
+
+
 @pytest.mark.parametrize("accumulate", (True, False))
 def test_checked_assign_restores_the_labels_and_chooses_exactly(accumulate):
     """The undo: previous labels restored, the exact guarded choice assigned, counts and sums from them."""
     from gpukmeans._driver import _checked_assign, _guarded_candidates, _Pending
 
-    X = np.round(blobs(5000, 3, 6, 9) * 10)
-    w = np.ones(5000)
-    metric = get_metric("chebyshev")
-    backend = CPUBackend().bind(X, w)
-    labels = np.full(5000, -1, np.int32)
-    centers = pick_init(X, 6, 3)
-    objective, _, sums = backend.assign(X, w, centers, metric.code, labels, True)
+    X, w, metric, backend, labels, centers, objective, sums = _assigned(9, 3)
     before = labels.copy()
     candidates = _guarded_candidates(backend, X, w, labels, sums, centers)
     pending = _Pending(objective, centers, candidates, sums)
@@ -554,13 +560,7 @@ def test_checked_assign_keeping_every_center_reuses_the_restoring_assignment(mon
     """An undo whose exact choice keeps every center: two assignments, the previous labels, no label changed."""
     from gpukmeans._driver import _checked_assign, _Pending
 
-    X = np.round(blobs(5000, 3, 6, 11) * 10)
-    w = np.ones(5000)
-    metric = get_metric("chebyshev")
-    backend = CPUBackend().bind(X, w)
-    labels = np.full(5000, -1, np.int32)
-    centers = pick_init(X, 6, 5)
-    objective, _, sums = backend.assign(X, w, centers, metric.code, labels, True)
+    X, w, metric, backend, labels, centers, objective, sums = _assigned(11, 5)
     before = labels.copy()
     # the medians and means offered are far worse than the current centers: the exact choice keeps them all
     candidates = np.stack([centers, centers + 50.0, centers - 50.0]).astype(np.float64)
