@@ -272,7 +272,7 @@ def _sums_chunk(Xc, wc, labc, n_clusters, dtype, threads):
     return kernels.weighted_sums(Xc, wc, _lab(labc, Xc), n_clusters)
 
 
-def _objectives_chunk(Xc, wc, labc, candidates, metric, dtype, threads, offset=0, stride=1):
+def _objectives_chunk(Xc, wc, labc, candidates, metric, dtype, threads, stride=1, offset=0):
     """Per-cluster objectives over the chunk (global index of its first sample: ``offset``), or its sampled part."""
     _limit_threads(threads)
     Xc, wc, kernels = prep(Xc, wc, dtype)
@@ -608,12 +608,9 @@ class DaskBackend:
 
     def objective(self, X, sample_weight, labels, candidates, metric, stride=1):
         candidates = np.ascontiguousarray(candidates, dtype=X.dtype)
-        offsets = _offsets(X.chunks)
-        parts = [
-            _task(_objectives_chunk, x, w, lab, candidates, metric, X.dtype, self.threads, int(o), stride)
-            for x, w, lab, o in zip(X.blocks, sample_weight.blocks, labels.blocks, offsets)
-        ]
-        return _sum_in_order(list(dask.compute(*parts)))
+        offsets = [int(o) for o in _offsets(X.chunks)[:-1]]  # each chunk's part of the global sample
+        args = (candidates, metric, X.dtype, self.threads, stride)
+        return self._reduce(_objectives_chunk, X, sample_weight, labels, *args, per_chunk=offsets)
 
     def pairwise(self, X, centers, metric):
         centers = np.ascontiguousarray(centers, dtype=X.dtype)
@@ -633,9 +630,16 @@ class DaskBackend:
         return _stack_blocks(blocks, X.chunks, X.dtype, like=X.meta)
 
     # ---------------------------------------------------------------- internals
-    def _reduce(self, func, X, sample_weight, labels, *args, combine=_sum_in_order, on_workers=False):
-        """Map ``func`` over the chunks and combine the parts in chunk order (on the client, or in a task)."""
-        parts = [_task(func, x, w, lab, *args) for x, w, lab in zip(X.blocks, sample_weight.blocks, labels.blocks)]
+    def _reduce(self, func, X, sample_weight, labels, *args, combine=_sum_in_order, on_workers=False, per_chunk=None):
+        """Map ``func`` over the chunks and combine the parts in chunk order (on the client, or in a task).
+
+        ``per_chunk``: one more argument per chunk, passed after ``args``.
+        """
+        blocks = zip(X.blocks, sample_weight.blocks, labels.blocks)
+        if per_chunk is None:
+            parts = [_task(func, x, w, lab, *args) for x, w, lab in blocks]
+        else:
+            parts = [_task(func, x, w, lab, *args, extra) for (x, w, lab), extra in zip(blocks, per_chunk, strict=True)]
         if on_workers:  # large parts (wide histograms): combine next to the data, bring back one
             return _task(combine, parts).compute()
         return combine(list(dask.compute(*parts)))
