@@ -152,19 +152,28 @@ def _checked_assign(backend, X, sample_weight, centers, metric, labels, accumula
     """``backend.assign``, then the check of a guarded choice made on a sample (``pending``).
 
     If the new objective exceeds the one before the choice, the choice is
-    undone: an assignment to the previous centers restores the previous labels
-    exactly (the argmin is deterministic), the cluster objectives of the same
-    candidates are computed over all samples, and the exact choice, which
-    cannot increase the objective, is assigned instead. When that choice keeps
-    every center, the restoring assignment is already its assignment: no label
-    changed from before the choice, and no third pass is made.
+    undone: the previous labels are restored exactly, by the backend's
+    ``revert`` where it has one (from the changes that ``assign_revertible``
+    recorded) or else by an assignment to the previous centers (the argmin is
+    deterministic); the
+    cluster objectives of the same candidates are computed over all samples,
+    and the exact choice, which cannot increase the objective, is assigned
+    instead. When that choice keeps every center, the restored labels are
+    already its assignment: no label changed from before the choice, and no
+    further pass is made.
 
     Returns ``(objective, n_changed, sums, centers)``.
     """
-    objective, n_changed, sums = backend.assign(X, sample_weight, centers, metric.code, labels, accumulate, label_sums)
+    revertible = getattr(backend, "assign_revertible", None) if pending is not None else None
+    assign = backend.assign if revertible is None else revertible
+    objective, n_changed, sums = assign(X, sample_weight, centers, metric.code, labels, accumulate, label_sums)
     if pending is None or objective <= pending.objective:
         return objective, n_changed, sums, centers
-    restored = backend.assign(X, sample_weight, pending.centers, metric.code, labels, accumulate, sums)
+    if revertible is not None and backend.revert(X, labels):
+        # the labels, their objective and sums of before the choice (the same kernel computed them)
+        restored = (pending.objective, 0, pending.sums)
+    else:
+        restored = backend.assign(X, sample_weight, pending.centers, metric.code, labels, accumulate, sums)
     objectives = backend.objective(X, sample_weight, labels, pending.candidates, metric.code)
     centers = _guarded_choice(objectives, pending.candidates).astype(X.dtype)
     if np.array_equal(centers, pending.centers):  # every center stays: the restoring assignment is the answer

@@ -555,29 +555,43 @@ def test_guarded_on_a_sample_converges_on_an_exact_choice(monkeypatch, seed, lie
     assert_array_equal(km.labels_, np.argmin(cdist(X, km.cluster_centers_, "chebyshev"), axis=1))
 
 
+@pytest.mark.parametrize("room", (True, False))
 @pytest.mark.parametrize("accumulate", (True, False))
-def test_checked_assign_keeping_every_center_reuses_the_restoring_assignment(monkeypatch, accumulate):
-    """An undo whose exact choice keeps every center: two assignments, the previous labels, no label changed."""
+def test_checked_assign_keeping_every_center_restores_the_labels_only(monkeypatch, accumulate, room):
+    """An undo whose exact choice keeps every center: the previous labels, no label changed, no further pass.
+
+    The CPU backend restores them from its journal of the rejected assignment when the journal holds every
+    change (no second assignment); otherwise they come from an assignment to the previous centers.
+    """
+    import gpukmeans.backends.cpu as cpu
     from gpukmeans._driver import _checked_assign, _Pending
 
+    monkeypatch.setattr(cpu, "_JOURNAL_SHARE", 1 if room else 64)  # room for every sample, or for 78
     X, w, metric, backend, labels, centers, objective, sums = _assigned(11, 5)
     before = labels.copy()
     # the medians and means offered are far worse than the current centers: the exact choice keeps them all
     candidates = np.stack([centers, centers + 50.0, centers - 50.0]).astype(np.float64)
     pending = _Pending(objective, centers, candidates, sums)
-    calls = []
-    original = type(backend).assign
+    calls, reverts = [], []
+    original_assign, original_revert = CPUBackend._assign, CPUBackend.revert
 
-    def spy(self, *args, **kwargs):
-        calls.append(args[2].copy())
-        return original(self, *args, **kwargs)
+    def spy_assign(self, X, w, centers, *args):
+        calls.append(centers.copy())
+        return original_assign(self, X, w, centers, *args)
 
-    monkeypatch.setattr(type(backend), "assign", spy)
+    def spy_revert(self, X, labels):
+        reverts.append(original_revert(self, X, labels))
+        return reverts[-1]
+
+    monkeypatch.setattr(CPUBackend, "_assign", spy_assign)
+    monkeypatch.setattr(CPUBackend, "revert", spy_revert)
     got_objective, n_changed, got_sums, got_centers = _checked_assign(
         backend, X, w, centers + 100.0, metric, labels, accumulate, sums, pending
     )
-    assert len(calls) == 2  # the rejected choice, then the restoring assignment; no third pass
-    assert_array_equal(calls[1], centers)
+    assert reverts == [room]  # the rejected choice moved most samples: more than 78
+    assert len(calls) == (1 if room else 2)  # the rejected choice (then the restoring assignment); no third pass
+    if not room:
+        assert_array_equal(calls[1], centers)
     assert_array_equal(got_centers, centers)
     assert got_centers.dtype == X.dtype
     assert_array_equal(labels, before)
@@ -587,6 +601,35 @@ def test_checked_assign_keeping_every_center_reuses_the_restoring_assignment(mon
     if accumulate:
         assert_array_equal(got_sums[:, -1], np.bincount(before, minlength=6))
         assert_allclose(got_sums[:, :-1], np.array([X[before == j].sum(axis=0) for j in range(6)]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_guarded_undo_by_revert_is_the_undo_by_assignment(monkeypatch, seed):
+    """Undos that restore the labels from the journal give the fit of undos that assign the previous centers."""
+    _small_guard_sample(monkeypatch)
+    _spy_objective_strides(monkeypatch, lie=True)  # every sampled choice is the worst one: undos
+    reverts = []
+    original_revert = CPUBackend.revert
+
+    def spy_revert(self, X, labels):
+        reverts.append(original_revert(self, X, labels))
+        return reverts[-1]
+
+    X = np.round(blobs(6000, 3, 6, 80 + seed) * 10)
+    w = None if seed % 2 else np.random.default_rng(seed).integers(1, 4, 6000).astype(np.float64)
+    fits = []
+    for revert in (spy_revert, lambda self, X, labels: False):
+        monkeypatch.setattr(CPUBackend, "revert", revert)
+        km = KMeans(6, metric="chebyshev", init="random", n_init=1, tol=0, random_state=seed)
+        fits.append(km.fit(X, sample_weight=w))
+    assert any(reverts)
+    by_revert, by_assignment = fits
+    assert_array_equal(by_revert.labels_, by_assignment.labels_)
+    assert_array_equal(by_revert.cluster_centers_, by_assignment.cluster_centers_)
+    assert by_revert.n_iter_ == by_assignment.n_iter_
+    for key in ("objective", "center_shift", "n_changed"):
+        assert [h[key] for h in by_revert.history_] == [h[key] for h in by_assignment.history_]
+    assert_allclose(by_revert.inertia_, by_assignment.inertia_, rtol=1e-12)
 
 
 def _numpy_l1_mean_kmeans(X, init, max_iter, tol):

@@ -876,7 +876,7 @@ def test_assign_kernel_results_do_not_depend_on_its_slots():
         results = []
         for n_slots in (1, 2, 3, 5, 64):
             labels = start.copy()
-            out = K.assign_kernel(data, w, C, 2, labels, 2, True, token, 0.0, n_bins, n_slots)
+            out = K.assign_kernel(data, w, C, 2, labels, 2, True, token, 0.0, n_bins, n_slots, K.new_journal(n, 0))
             results.append((labels, *out))
         for got in results[1:]:
             for a, b in zip(got, results[0]):
@@ -948,3 +948,71 @@ def test_cpu_backend_sums_everything_again_every_16th_update():
             assert_allclose(sums, full, rtol=1e-12)
             drifted.append(not np.array_equal(sums, full))
     assert any(drifted)  # the calls in between did update (with rounding), not sum again
+
+
+@pytest.mark.parametrize("unit", (True, False))
+def test_assign_journal_records_each_change_and_revert_undoes_them(unit):
+    """A journal with room lists every relabelled sample and its previous label; the revert restores labels and
+    the histograms moved along; a journal without room says so."""
+    rng = np.random.default_rng(7)
+    n, d, k = 3 * 4096 + 5, 3, 5
+    X = rng.integers(0, 40, size=(n, d)).astype(np.float64)
+    w = np.ones(n) if unit else rng.integers(1, 4, n).astype(np.float64)
+    C = X[rng.choice(n, k, replace=False)]
+    labels = np.full(n, -1, np.int32)
+    K.assign(X, w, C, 2, labels, True, unit)
+    before = labels.copy()
+    hist = K.histogram(X, np.ones(n), labels, k, 0.0, 40)
+    moved = C + rng.normal(0, 3, C.shape)
+    journal = K.new_journal(n, n)
+    K.assign(X, w, moved, 2, labels, True, unit, histogram=(hist, 0.0), journal=journal)
+    changed = np.flatnonzero(labels != before)
+    assert changed.size > 100 and K.journal_complete(journal)
+    index, old, count = journal
+    got = np.concatenate([index[c, : count[c]] for c in range(count.size)])
+    got_old = np.concatenate([old[c, : count[c]] for c in range(count.size)])
+    assert_array_equal(np.sort(got), changed)
+    assert_array_equal(got_old[np.argsort(got)], before[changed])
+    moved_hist = K.histogram(X, np.ones(n), labels if unit else before, k, 0.0, 40)
+    assert_array_equal(hist, moved_hist)  # moved along with unit weights only
+    K.revert_assign(X, labels, *journal, 0.0, hist if unit else np.zeros((0, 0, 0)))
+    assert_array_equal(labels, before)
+    assert_array_equal(hist, K.histogram(X, np.ones(n), before, k, 0.0, 40))
+    tight = K.new_journal(n, 8)
+    K.assign(X, w, moved, 2, labels, False, unit, journal=tight)
+    assert not K.journal_complete(tight)
+    with pytest.raises(ValueError, match="another number of samples"):
+        K.assign(X, w, moved, 2, labels, False, unit, journal=K.new_journal(n // 2, 8))
+
+
+def test_cpu_revert_undoes_only_its_own_revertible_assignment(monkeypatch):
+    """CPUBackend.revert: after assign_revertible on these labels, once; never unbound, after a plain assign, on
+    another labels array, or after a second assignment."""
+    import gpukmeans.backends.cpu as cpu
+    from gpukmeans.backends.cpu import CPUBackend
+
+    monkeypatch.setattr(cpu, "_JOURNAL_SHARE", 1)  # room for every change
+
+    rng = np.random.default_rng(3)
+    n = 9000
+    X = rng.integers(0, 30, size=(n, 3)).astype(np.float32)
+    w = np.ones(n, np.float32)
+    C = X[rng.choice(n, 4, replace=False)]
+    moved = C + np.float32(2.5)
+    backend = CPUBackend().bind(X, w)
+    labels = np.full(n, -1, np.int32)
+    backend.assign(X, w, C, 2, labels, True)
+    assert not CPUBackend().revert(X, labels)  # unbound: nothing recorded
+    backend.assign(X, w, moved, 2, labels, True)
+    after = labels.copy()
+    assert not backend.revert(X, labels)  # a plain assignment records nothing
+    backend.assign_revertible(X, w, C, 2, labels, True)
+    assert np.count_nonzero(labels != after) > 0
+    assert not backend.revert(X, labels.copy())
+    assert backend.revert(X, labels)
+    assert_array_equal(labels, after)
+    assert not backend.revert(X, labels)  # once
+    backend.assign_revertible(X, w, C, 2, labels, True)
+    backend.assign(X, w, moved, 2, labels, True)
+    assert not backend.revert(X, labels)  # the last assignment was a plain one
+    assert_array_equal(labels, after)

@@ -244,8 +244,39 @@ def _block_relabel(buf, w, unit_weight, mask, labels, best_j, moves, dims, sums,
 
 
 @njit(nogil=True, cache=True)
+def _block_journal(mask, labels, b0, index, old, n_recorded):
+    """Record the index (``b0 + p``) and previous label of the block's changed samples (bits of ``mask``).
+
+    ``index`` and ``old`` (cap,) receive them while there is room; returns the
+    count so far, above ``cap`` once a change found no room (the journal is
+    then incomplete, and the caller stops recording).
+    """
+    cap = index.shape[0]
+    while mask:
+        p, mask = _pop_lowest(mask)
+        if n_recorded < cap:
+            index[n_recorded] = b0 + p
+            old[n_recorded] = labels[p]
+        n_recorded += 1
+    return n_recorded
+
+
+@njit(nogil=True, cache=True)
 def _assign_range(
-    X, sample_weight, centers, metric, labels, start, stop, accumulate, unit_weight, dims, sums, lo=0.0, hist=None
+    X,
+    sample_weight,
+    centers,
+    metric,
+    labels,
+    start,
+    stop,
+    accumulate,
+    unit_weight,
+    dims,
+    sums,
+    lo=0.0,
+    hist=None,
+    journal=None,
 ):
     """Assign points ``start .. stop`` to their nearest center.
 
@@ -257,7 +288,10 @@ def _assign_range(
     OUT: sums (n_clusters, n_features + 1) float64: per-cluster weighted sums of
     coordinates and, in the last column, of weights (or their change); hist
     (n_clusters, n_features, n_bins) float64: the change of the unit-weight
-    histograms of the integer values ``lo + b`` (optional).
+    histograms of the integer values ``lo + b`` (optional); journal: optional
+    ``(index, old, count)``, (cap,) int64 and int32 rows and a (1,) int64
+    cell: the index and previous label of each sample whose label changes,
+    and their number; above ``cap``: not all of them (see :func:`_block_journal`).
     Returns (weighted objective, number of labels that changed).
     """
     n_features = X.shape[1]
@@ -269,6 +303,7 @@ def _assign_range(
     best_j = np.empty(_BLOCK, dtype=np.int32)
     objective = np.zeros(_BLOCK)
     n_changed = 0
+    n_recorded = 0
     flat = X.reshape(-1)
     for b0 in range(start, stop, _BLOCK):
         m = min(_BLOCK, stop - b0)
@@ -279,18 +314,26 @@ def _assign_range(
         if accumulate == 1:
             _block_sums(buf, w, unit_weight, m, best_j, dims, sums)
         mask = _block_record(w, unit_weight, block_labels, m, best, best_j, objective)
+        if journal is not None and mask and n_recorded <= journal[0].shape[0]:  # once full, only marked so
+            n_recorded = _block_journal(mask, block_labels, b0, journal[0], journal[1], n_recorded)
         n_changed += _block_relabel(
             buf, w, unit_weight, mask, block_labels, best_j, accumulate == 2, dims, sums, lo, hist
         )
+    if journal is not None:
+        journal[2][0] = n_recorded
     return objective.sum(), n_changed
 
 
 @njit(parallel=True, cache=True)
-def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_weight, dims, lo, n_bins, n_slots):
+def assign_kernel(
+    X, sample_weight, centers, metric, labels, accumulate, unit_weight, dims, lo, n_bins, n_slots, journal
+):
     """Fused distance + argmin (+ weighted sums or their change: ``accumulate`` 1 or 2) over all samples.
 
-    See :func:`assign`, which picks ``accumulate``, ``dims`` and ``n_slots``
-    (numba's thread count). With ``accumulate`` and ``n_bins`` > 0, also
+    See :func:`assign`, which picks ``accumulate``, ``dims``, ``n_slots``
+    (numba's thread count) and ``journal``: ``(index, old, count)``,
+    (n_chunks, cap) int64 and int32 and (n_chunks,) int64 (:func:`n_chunks_for`),
+    one row per chunk, see :func:`_assign_range` (cap 0: nothing recorded). With ``accumulate`` and ``n_bins`` > 0, also
     returns the change of the unit-weight histograms of the integer values
     ``lo .. lo + n_bins - 1`` (n_clusters, n_features, n_bins); else that
     array is empty.
@@ -328,6 +371,7 @@ def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_we
                 partial[c],
                 lo,
                 partial_hist[s],
+                (journal[0][c], journal[1][c], journal[2][c : c + 1]),
             )
     sums = np.zeros((n_clusters, n_features + 1))
     hist = np.zeros((n_clusters, n_features, n_bins))
@@ -342,7 +386,55 @@ def assign_kernel(X, sample_weight, centers, metric, labels, accumulate, unit_we
     return objective, n_changed, sums, hist
 
 
-def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=False, previous=None, histogram=None):
+def new_journal(n_samples: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An empty journal for :func:`assign` on ``n_samples``: room for ``cap`` changed labels per chunk."""
+    n_chunks = n_chunks_for(n_samples)
+    return (
+        np.empty((n_chunks, cap), dtype=np.int64),
+        np.empty((n_chunks, cap), dtype=np.int32),
+        np.zeros(n_chunks, dtype=np.int64),
+    )
+
+
+def journal_complete(journal) -> bool:
+    """Whether every label change of the last :func:`assign` given ``journal`` is recorded in it."""
+    return bool((journal[2] <= journal[0].shape[1]).all())
+
+
+@njit(nogil=True, cache=True)
+def revert_assign(X, labels, index, old, count, lo, hist):
+    """Undo the label changes recorded in a complete journal of :func:`assign`: ``labels[index] = old``.
+
+    ``hist`` (n_clusters, n_features, n_bins), when it has bins, gets the
+    unit counts of the integer values ``lo + b`` of those samples moved back
+    too (as :func:`assign` moved them given ``histogram``).
+    """
+    with_hist = hist.shape[2] > 0
+    for c in range(index.shape[0]):
+        for e in range(count[c]):
+            i = index[c, e]
+            new, previous = labels[i], old[c, e]
+            labels[i] = previous
+            if with_hist:
+                for f in range(X.shape[1]):
+                    b = np.int64(X[i, f] - lo)
+                    hist[new, f, b] -= 1.0
+                    if previous >= 0:
+                        hist[previous, f, b] += 1.0
+
+
+def assign(
+    X,
+    sample_weight,
+    centers,
+    metric,
+    labels,
+    accumulate,
+    unit_weight=False,
+    previous=None,
+    histogram=None,
+    journal=None,
+):
     """Fused distance + argmin (+ weighted sums) over all samples; no n x k matrix.
 
     Parameters
@@ -370,6 +462,11 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
         in place, so it counts the new labels on return (exact: integer counts).
         Its cells times numba's thread count should stay within
         :data:`MOVES_HISTOGRAM_CELLS` (each thread zeroes its own).
+    journal : tuple, optional
+        From :func:`new_journal` for ``n_samples``: records the index and
+        previous label of the samples whose label changes (per chunk, while
+        there is room), so that :func:`revert_assign` can undo this call when
+        :func:`journal_complete` says so.
 
     Returns
     -------
@@ -380,11 +477,26 @@ def assign(X, sample_weight, centers, metric, labels, accumulate, unit_weight=Fa
         (zeros if not ``accumulate``).
     """
     token = feature_token(X.shape[1])
+    if journal is None:
+        journal = new_journal(X.shape[0], 0)
+    elif journal[2].shape[0] != n_chunks_for(X.shape[0]):
+        raise ValueError("The journal was made for another number of samples (see new_journal).")
     mode = 0 if not accumulate else (1 if previous is None else 2)
     hist, lo = (None, 0.0) if histogram is None or mode == 0 or not unit_weight else histogram
     n_bins = 0 if hist is None else hist.shape[2]
     objective, n_changed, sums, delta = assign_kernel(
-        X, sample_weight, centers, metric, labels, mode, unit_weight, token, float(lo), n_bins, numba.get_num_threads()
+        X,
+        sample_weight,
+        centers,
+        metric,
+        labels,
+        mode,
+        unit_weight,
+        token,
+        float(lo),
+        n_bins,
+        numba.get_num_threads(),
+        journal,
     )
     if mode == 2:
         sums += previous
@@ -472,6 +584,19 @@ def point_costs(X, centers, metric, labels):
 _SLOTS = 4  # accumulators per (set, cluster): consecutive samples of one cluster add to different ones
 
 
+@njit(inline="always")
+def _objectives_sample(X, i, wi, labels, candidates, needed, metric, n_features, out):
+    """Add ``wi * term(X[i], candidates[s, labels[i]])`` to ``out[s, labels[i], i % _SLOTS]`` where needed."""
+    j = labels[i]
+    slot = i & (_SLOTS - 1)
+    for s in range(candidates.shape[0]):
+        if needed[s, j]:
+            acc = X.dtype.type(0)
+            for f in range(n_features):  # indexed directly: views of the row and center cost ~15% here
+                acc = _term(metric, acc, X[i, f] - candidates[s, j, f])
+            out[s, j, slot] += wi * acc
+
+
 @njit(nogil=True, cache=True)
 def _objectives_range(X, sample_weight, labels, candidates, needed, metric, start, stop, stride, dims, out):
     """Add ``w_i * term(X[i], candidates[s, labels[i]])`` to ``out[s, labels[i], slot]`` where needed.
@@ -482,22 +607,14 @@ def _objectives_range(X, sample_weight, labels, candidates, needed, metric, star
     addition from waiting for the previous one.
     """
     n_features = len(dims) if len(dims) else X.shape[1]
-    n_sets = candidates.shape[0]
-    run = 1 if stride == 1 else SAMPLE_RUN
+    if stride == 1:
+        for i in range(start, stop):
+            _objectives_sample(X, i, np.float64(sample_weight[i]), labels, candidates, needed, metric, n_features, out)
+        return
     for r in range(start, stop):
-        first = r * stride * run
-        for i in range(first, min(first + run, X.shape[0])):
-            j = labels[i]
-            wi = np.float64(sample_weight[i])
-            slot = i % _SLOTS
-            x = X[i]
-            for s in range(n_sets):
-                if needed[s, j]:
-                    c = candidates[s, j]
-                    acc = X.dtype.type(0)
-                    for f in range(n_features):
-                        acc = _term(metric, acc, x[f] - c[f])
-                    out[s, j, slot] += wi * acc
+        first = r * stride * SAMPLE_RUN
+        for i in range(first, min(first + SAMPLE_RUN, X.shape[0])):
+            _objectives_sample(X, i, np.float64(sample_weight[i]), labels, candidates, needed, metric, n_features, out)
 
 
 @njit(parallel=True, cache=True)

@@ -19,6 +19,17 @@ def _all_ones(a: np.ndarray) -> bool:
 _RUN_HISTOGRAM = "median histograms"  # key of the bound run's _RunHistogram
 _UPDATES = "sums updated"  # key of the bound run's count of assign calls given ``previous``
 _RESUM_EVERY = 16  # of those, every 16th sums everything again
+_JOURNAL = "label journal"  # key of the bound run's _Journal
+_JOURNAL_SHARE = 16  # a journal has room for 1/16 of each chunk's samples
+
+
+@dataclass
+class _Journal:
+    """The label changes of a bound run's last assignment (see :meth:`CPUBackend.revert`)."""
+
+    arrays: tuple  # k.new_journal's (index, old, count)
+    labels: np.ndarray | None  # the labels array that assignment changed (None: nothing to revert)
+    histogram: tuple | None  # the (hist, lo) it moved along
 
 
 @dataclass
@@ -52,6 +63,13 @@ class CPUBackend(Bindable):
         return np.asarray(a)
 
     def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
+        return self._assign(X, sample_weight, centers, metric, labels, accumulate, previous, False)
+
+    def assign_revertible(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
+        """:meth:`assign`, recording which labels change so that :meth:`revert` can undo it (bound runs)."""
+        return self._assign(X, sample_weight, centers, metric, labels, accumulate, previous, True)
+
+    def _assign(self, X, sample_weight, centers, metric, labels, accumulate, previous, revertible):
         # All-ones weights (the usual case), checked once per bound run: the products are skipped, and the
         # sums are updated from ``previous`` by the samples that change cluster only. Each cluster weight is
         # then an exact count, so a cluster that loses its last sample has weight exactly 0; its row is reset.
@@ -69,12 +87,51 @@ class CPUBackend(Bindable):
                 histogram = (run_hist.hist, run_hist.lo)
             else:  # these labels change without them: no longer theirs
                 run_hist.counts = None
+        journal = self._journal(X.shape[0], revertible)
         objective, n_changed, sums = k.assign(
-            X, sample_weight, centers, metric, labels, accumulate, unit, previous, histogram
+            X,
+            sample_weight,
+            centers,
+            metric,
+            labels,
+            accumulate,
+            unit,
+            previous,
+            histogram,
+            journal.arrays if revertible and journal is not None else None,
         )
+        if journal is not None:  # what a revert would undo: this call's changes, or none
+            journal.labels, journal.histogram = (labels, histogram) if revertible else (None, None)
         if previous is not None:
             sums[sums[:, -1] == 0] = 0.0
         return float(objective), int(n_changed), sums
+
+    def _journal(self, n_samples: int, make: bool) -> _Journal | None:
+        """The bound run's journal (made, if ``make``, at its first revertible assignment); None when unbound."""
+        if self._bound is None:
+            return None
+        state = self._bound[2]
+        if _JOURNAL not in state and make:
+            cap = max(k._BLOCK, n_samples // k.n_chunks_for(n_samples) // _JOURNAL_SHARE)
+            state[_JOURNAL] = _Journal(k.new_journal(n_samples, cap), None, None)
+        return state.get(_JOURNAL)
+
+    def revert(self, X, labels) -> bool:
+        """Undo the label changes of the bound run's last assignment, made by :meth:`assign_revertible` on ``labels``.
+
+        The labels (and the median histograms that followed them) return to
+        what that assignment was given, from its journal of changes: no pass
+        over X. Returns False, changing nothing, when that is not possible
+        (unbound backend, another labels array, or more changes than the
+        journal holds); the caller then assigns the previous centers again.
+        """
+        journal = self._bound[2].get(_JOURNAL) if self._bound is not None else None
+        if journal is None or journal.labels is not labels or not k.journal_complete(journal.arrays):
+            return False
+        hist, lo = journal.histogram if journal.histogram is not None else (np.zeros((0, 0, 0)), 0.0)
+        k.revert_assign(X, labels, *journal.arrays, float(lo), hist)
+        journal.labels = None  # once
+        return True
 
     def update(self, X, sample_weight, labels, n_clusters, rule):
         if rule == "mean":
