@@ -20,7 +20,8 @@ _RUN_HISTOGRAM = "median histograms"  # key of the bound run's _RunHistogram
 _UPDATES = "sums updated"  # key of the bound run's count of assign calls given ``previous``
 _RESUM_EVERY = 16  # of those, every 16th sums everything again
 _JOURNAL = "label journal"  # key of the bound run's _Journal
-_JOURNAL_SHARE = 16  # a journal has room for 1/16 of each chunk's samples
+_JOURNAL_SHARE = 16  # a journal has room for 1/16 of each chunk's samples,
+_JOURNAL_MAX = 1 << 16  # and at most this many per chunk (768 KiB): huge data does not reserve 6% of X for it
 
 
 @dataclass
@@ -112,7 +113,7 @@ class CPUBackend(Bindable):
             return None
         state = self._bound[2]
         if _JOURNAL not in state and make:
-            cap = max(k._BLOCK, n_samples // k.n_chunks_for(n_samples) // _JOURNAL_SHARE)
+            cap = max(k._BLOCK, min(_JOURNAL_MAX, n_samples // k.n_chunks_for(n_samples) // _JOURNAL_SHARE))
             state[_JOURNAL] = _Journal(k.new_journal(n_samples, cap), None, None)
         return state.get(_JOURNAL)
 
