@@ -152,15 +152,14 @@ def _checked_assign(backend, X, sample_weight, centers, metric, labels, accumula
     """``backend.assign``, then the check of a guarded choice made on a sample (``pending``).
 
     If the new objective exceeds the one before the choice, the choice is
-    undone: the previous labels are restored exactly, by the backend's
-    ``revert`` where it has one (from the changes that ``assign_revertible``
-    recorded) or else by an assignment to the previous centers (the argmin is
-    deterministic); the
-    cluster objectives of the same candidates are computed over all samples,
-    and the exact choice, which cannot increase the objective, is assigned
-    instead. When that choice keeps every center, the restored labels are
-    already its assignment: no label changed from before the choice, and no
-    further pass is made.
+    undone. The previous labels are restored exactly: by the backend's
+    ``revert`` where it has one (from the changes that its
+    ``assign_revertible`` recorded), or else by an assignment to the previous
+    centers (the argmin is deterministic). The cluster objectives of the same
+    candidates are computed over all samples, and the exact choice, which
+    cannot increase the objective, is assigned instead. When that choice
+    keeps every center, the restored labels are already its assignment: no
+    label changed from before the choice, and no further pass is made.
 
     Returns ``(objective, n_changed, sums, centers)``.
     """

@@ -12,6 +12,12 @@ objectives it returns are NumPy float64 arrays (one small copy per call on a
 GPU). ``metric`` is the integer code of :class:`gpukmeans.metrics.Metric`.
 Every sum over samples is accumulated in float64, and the result of every
 method depends only on its inputs (never on thread count or scheduling).
+
+Optional pair (the CPU backend has it): ``assign_revertible`` (the signature
+and results of :meth:`Backend.assign`, on a bound backend also recording
+which labels change) and ``revert(X, labels) -> bool``, which puts those
+labels back and returns True, or returns False and changes nothing. The
+driver uses them to undo a guarded choice without assigning again.
 """
 
 from __future__ import annotations

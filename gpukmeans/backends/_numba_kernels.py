@@ -332,8 +332,9 @@ def assign_kernel(
 
     See :func:`assign`, which picks ``accumulate``, ``dims``, ``n_slots``
     (numba's thread count) and ``journal``: ``(index, old, count)``,
-    (n_chunks, cap) int64 and int32 and (n_chunks,) int64 (:func:`n_chunks_for`),
-    one row per chunk, see :func:`_assign_range` (cap 0: nothing recorded). With ``accumulate`` and ``n_bins`` > 0, also
+    (n_chunks, cap) int64 and int32 and (n_chunks,) int64 (see
+    :func:`n_chunks_for`), one row per chunk, as in :func:`_assign_range`
+    (cap 0: nothing recorded). With ``accumulate`` and ``n_bins`` > 0, also
     returns the change of the unit-weight histograms of the integer values
     ``lo .. lo + n_bins - 1`` (n_clusters, n_features, n_bins); else that
     array is empty.
