@@ -62,6 +62,7 @@ class Run:
         self.gpu_bandwidth: float | None = None
         self.flops: dict[str, float] = {}  # dtype -> GFLOP/s
         self.compile: list[dict] = []
+        self.paired: list[dict] = []  # bench_paired.py: both sides of a ratio in each round
         self.others: list[dict] = []  # silhouette, segmentation, anything else
         runs: dict = defaultdict(dict)
         for bench in doc.get("benchmarks", []):
@@ -75,6 +76,8 @@ class Run:
                 self.flops[info["dtype"]] = info["gflop_per_s"]
             elif kind == "compile":
                 self.compile.append(info)
+            elif kind == "paired":
+                self.paired.append(info)
             elif "library" in info and "case" in info:
                 key = (info["library"], info.get("variant", ""), info["case"], info.get("device", "cpu"))
                 runs[key][info["n_iter_requested"]] = (bench["stats"], info)
@@ -405,9 +408,69 @@ def targets_section(run: Run) -> str:
                         _ok(r <= 1.5),
                     ]
                 )
+    rows += paired_target_rows(run)
     rows += gpu_target_rows(run)
     lines.append(table(["target", "case (k=8, float32)", "measured", "status"], rows))
     return "\n".join(lines) + "\n"
+
+
+#: bench_paired.py's pairs: (target, whether the median ratio B / A meets it)
+PAIRED_TARGETS = {
+    "scikit-learn/euclidean": ("euclidean >= 4x faster than scikit-learn, paired rounds", lambda r: r >= 4),
+    "guarded/euclidean": ("chebyshev (guarded update) within 1.5x of euclidean, paired rounds", lambda r: r <= 1.5),
+}
+
+
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def _paired(run: Run) -> list[dict]:
+    return sorted(run.paired, key=lambda i: (i["pair"], i["n_samples"]))
+
+
+def paired_target_rows(run: Run) -> list[list[str]]:
+    rows = []
+    for info in _paired(run):
+        if info["pair"] in PAIRED_TARGETS:
+            name, ok = PAIRED_TARGETS[info["pair"]]
+            r = info["ratio"]
+            digits = 1 if info["pair"].startswith("scikit-learn") else 2
+            rows.append([name, f"{nfmt(info['n_samples'])} x 3", f"{r:.{digits}f}x", _ok(ok(r))])
+    return rows
+
+
+def paired_section(run: Run) -> str:
+    if not run.paired:
+        return ""
+    rows = []
+    for info in _paired(run):
+        a_side, b_side = "gpukmeans euclidean", info["pair"].split("/")[0]
+        ratios = info["ratios"]
+        rows.append(
+            [
+                f"{b_side} / {a_side}",
+                case_label(info),
+                ms(_median(info["a_seconds"])),
+                ms(_median(info["b_seconds"])),
+                f"{info['ratio']:.2f}",
+                f"{min(ratios):.2f}-{max(ratios):.2f}",
+                str(len(ratios)),
+            ]
+        )
+    return (
+        "## Paired rounds\n\n"
+        "The main tables time each library's cases back to back, so the two sides of a ratio are measured minutes "
+        "apart and the machine can change in between. `bench_paired.py` times both sides of the headline ratios in "
+        "every round (order AB, then BA), each with the same short and long fits as the main suite: each round "
+        "gives one marginal iteration per side. `A ms/iter` and `B ms/iter` are the medians over the rounds, "
+        "`ratio` is B's over A's, and `per-round range` the range of the ratios of single rounds (one fit per side "
+        "each: far noisier).\n\n"
+        + table(["B / A", "case", "A ms/iter", "B ms/iter", "ratio", "per-round range", "rounds"], rows)
+        + "\n"
+    )
 
 
 def _vs(r: float, peer: str) -> str:
@@ -940,6 +1003,7 @@ def render(run: Run, md_path: Path, plot_dir: Path, notes: str | None) -> str:
         "smoke pass: `GPUKMEANS_BENCH_N=20000 pytest benchmarks -q --benchmark-disable`.\n",
         headline_section(run),
         targets_section(run),
+        paired_section(run),
     ]
     if notes:
         parts.append("## Analysis of this run\n\n" + notes.strip() + "\n")
@@ -1070,8 +1134,10 @@ def run_suite(json_path: Path, extra: list[str]) -> int:
         f"--benchmark-json={json_path}",
         *extra,
     ]
-    print("running:", " ".join(cmd), file=sys.stderr)
-    return subprocess.call(cmd, cwd=ROOT)
+    env = dict(os.environ)
+    env.setdefault("GPUKMEANS_BENCH_ROUNDS", "7")  # the committed reports use 7 timed rounds per case
+    print(f"running (GPUKMEANS_BENCH_ROUNDS={env['GPUKMEANS_BENCH_ROUNDS']}):", " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
 def main(argv: list[str] | None = None) -> int:

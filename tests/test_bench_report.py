@@ -162,3 +162,52 @@ def test_readme_paragraph_quotes_the_report(report):
     assert f"{ours * 1e3:.3g} ms per iteration at 1M x 3" in text
     m = re.search(r"at 1M x 3 \(([\d.]+)x faster than scikit-learn", text)
     assert m and float(m.group(1)) == pytest.approx(_marginal(doc, "scikit-learn", case) / ours, abs=0.051)
+
+
+def test_paired_rounds_give_the_ratio_of_the_medians_and_the_targets(report):
+    """bench_paired.py's entries: B's median marginal over A's, the range of the per-round ratios, met or missed."""
+    import statistics
+
+    def entry(pair, n, a, b):
+        info = {
+            "data": "pixels",
+            "n_samples": n,
+            "n_features": 3,
+            "n_clusters": 8,
+            "dtype": "float32",
+            "metric": "euclidean",
+            "update": "mean",
+            "device": "cpu",
+            "kind": "paired",
+            "pair": pair,
+            "case": f"pixels-{n // 1_000_000}Mx3-k8-float32-euclidean-mean",
+            "a_seconds": a,
+            "b_seconds": b,
+            "ratios": [y / x for x, y in zip(a, b)],
+            "ratio": statistics.median(b) / statistics.median(a),
+        }
+        return {"name": "test_paired", "group": "paired", "extra_info": info, "stats": {"median": 0.0}}
+
+    sk_a, sk_b = [0.002, 0.0018, 0.0025, 0.0019], [0.0085, 0.0080, 0.0090, 0.0078]  # 4.23x: met
+    gu_a, gu_b = [0.0019, 0.0020, 0.0018], [0.0031, 0.0030, 0.0032]  # 1.63x: missed
+    doc = {
+        "benchmarks": [
+            entry("scikit-learn/euclidean", 1_000_000, sk_a, sk_b),
+            entry("guarded/euclidean", 1_000_000, gu_a, gu_b),
+        ]
+    }
+    run = report.Run(doc, "synthetic.json")
+    text = report.paired_section(run)
+    sk_ratio = statistics.median(sk_b) / statistics.median(sk_a)
+    row = _row(text, "scikit-learn / gpukmeans euclidean")
+    medians_ms = [f"{statistics.median(sk_a) * 1e3:.3g}", f"{statistics.median(sk_b) * 1e3:.3g}"]
+    assert row[2:5] == [*medians_ms, f"{sk_ratio:.2f}"]
+    per_round = [y / x for x, y in zip(sk_a, sk_b)]
+    assert row[5] == f"{min(per_round):.2f}-{max(per_round):.2f}" and row[6] == "4"
+    targets = {r[0]: r for r in report.paired_target_rows(run)}
+    sk = targets["euclidean >= 4x faster than scikit-learn, paired rounds"]
+    assert sk[2] == f"{sk_ratio:.1f}x" and sk[3] == ("met" if sk_ratio >= 4 else "MISSED")
+    gu_ratio = statistics.median(gu_b) / statistics.median(gu_a)
+    gu = targets["chebyshev (guarded update) within 1.5x of euclidean, paired rounds"]
+    assert gu[2] == f"{gu_ratio:.2f}x" and gu[3] == ("met" if gu_ratio <= 1.5 else "MISSED")
+    assert (sk[3], gu[3]) == ("met", "MISSED")
