@@ -389,7 +389,7 @@ def targets_section(run: Run) -> str:
                 [
                     f"euclidean >= 4x faster than {name}",
                     f"{nfmt(h['n'])} x 3",
-                    f"{r:.1f}x",
+                    f"{r:.2f}x",
                     "met" if r >= 4 else "MISSED",
                 ]
             )
@@ -437,8 +437,7 @@ def paired_target_rows(run: Run) -> list[list[str]]:
         if info["pair"] in PAIRED_TARGETS:
             name, ok = PAIRED_TARGETS[info["pair"]]
             r = info["ratio"]
-            digits = 1 if info["pair"].startswith("scikit-learn") else 2
-            rows.append([name, f"{nfmt(info['n_samples'])} x 3", f"{r:.{digits}f}x", _ok(ok(r))])
+            rows.append([name, f"{nfmt(info['n_samples'])} x 3", f"{r:.2f}x", _ok(ok(r))])
     return rows
 
 
@@ -475,7 +474,9 @@ def paired_section(run: Run) -> str:
 
 def _vs(r: float, peer: str) -> str:
     """``r`` = peer time / our time, in words."""
-    return f"{r:.1f}x faster than {peer}" if r >= 1 else f"{1 / r:.1f}x slower than {peer}"
+    x = r if r >= 1 else 1 / r
+    digits = 2 if x < 10 else 1  # 3.96x is not 4.0x next to a 4x target
+    return f"{x:.{digits}f}x " + ("faster" if r >= 1 else "slower") + f" than {peer}"
 
 
 def _ok(flag: bool) -> str:

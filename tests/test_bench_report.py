@@ -97,7 +97,7 @@ def test_targets_say_met_or_missed_from_the_measured_ratio(report):
             doc, "gpukmeans", base + "-euclidean-mean"
         )
         row = _row(targets, "euclidean >= 4x faster than scikit-learn", f"{label} x 3")
-        assert row[2] == f"{r:.1f}x"
+        assert row[2] == f"{r:.2f}x"
         assert row[3] == ("met" if r >= 4 else "MISSED")
         g = _marginal(doc, "gpukmeans", base + "-chebyshev-guarded") / _marginal(
             doc, "gpukmeans", base + "-euclidean-mean"
@@ -206,7 +206,7 @@ def test_paired_rounds_give_the_ratio_of_the_medians_and_the_targets(report):
     assert row[5] == f"{min(per_round):.2f}-{max(per_round):.2f}" and row[6] == "4"
     targets = {r[0]: r for r in report.paired_target_rows(run)}
     sk = targets["euclidean >= 4x faster than scikit-learn, paired rounds"]
-    assert sk[2] == f"{sk_ratio:.1f}x" and sk[3] == ("met" if sk_ratio >= 4 else "MISSED")
+    assert sk[2] == f"{sk_ratio:.2f}x" and sk[3] == ("met" if sk_ratio >= 4 else "MISSED")
     gu_ratio = statistics.median(gu_b) / statistics.median(gu_a)
     gu = targets["chebyshev (guarded update) within 1.5x of euclidean, paired rounds"]
     assert gu[2] == f"{gu_ratio:.2f}x" and gu[3] == ("met" if gu_ratio <= 1.5 else "MISSED")
