@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -414,17 +415,11 @@ def targets_section(run: Run) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: bench_paired.py's pairs: (target, whether the median ratio B / A meets it)
+#: bench_paired.py's pairs: (target, whether B's median marginal over A's meets it)
 PAIRED_TARGETS = {
     "scikit-learn/euclidean": ("euclidean >= 4x faster than scikit-learn, paired rounds", lambda r: r >= 4),
     "guarded/euclidean": ("chebyshev (guarded update) within 1.5x of euclidean, paired rounds", lambda r: r <= 1.5),
 }
-
-
-def _median(values: list[float]) -> float:
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def _paired(run: Run) -> list[dict]:
@@ -452,8 +447,8 @@ def paired_section(run: Run) -> str:
             [
                 f"{b_side} / {a_side}",
                 case_label(info),
-                ms(_median(info["a_seconds"])),
-                ms(_median(info["b_seconds"])),
+                ms(statistics.median(info["a_seconds"])),
+                ms(statistics.median(info["b_seconds"])),
                 f"{info['ratio']:.2f}",
                 f"{min(ratios):.2f}-{max(ratios):.2f}",
                 str(len(ratios)),
