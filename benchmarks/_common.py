@@ -90,7 +90,8 @@ class Case:
         }
 
 
-def _capped(cases: list[Case]) -> list[Case]:
+def capped(cases: list[Case]) -> list[Case]:
+    """``cases`` with ``n`` cut to ``GPUKMEANS_BENCH_N`` (the smoke pass), without duplicates."""
     out: list[Case] = []
     for case in cases:
         if N_CAP is not None and case.n > N_CAP:
@@ -120,7 +121,7 @@ def cpu_cases() -> list[Case]:
         cases += [Case("embeddings", 300_000, 64, k, "float32", m, u) for m, u in mu]
     if SMOKE:  # every data set, k and dtype once; every metric/update on pixels and embeddings with k = 8
         cases = [c for c in cases if (c.metric, c.update) == ("euclidean", "mean") or c.k == 8 and c.d in (3, 64)]
-    return _capped(cases)
+    return capped(cases)
 
 
 def gpu_cases() -> list[Case]:
@@ -130,7 +131,7 @@ def gpu_cases() -> list[Case]:
         mu = METRIC_UPDATES if n >= 10_000_000 else METRIC_UPDATES[:3]
         cases += [Case("pixels", n, 3, 8, "float32", m, u, device="cuda") for m, u in mu]
     cases += [Case("embeddings", 1_000_000, 64, k, "float32", device="cuda") for k in (8, 256)]
-    return _capped(cases)
+    return capped(cases)
 
 
 def with_iterations(cases: list[Case], peers_only: bool = False) -> list:

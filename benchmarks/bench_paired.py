@@ -35,10 +35,10 @@ import time
 
 import numpy as np
 import pytest
-from _common import ROUNDS, SMOKE, Case, _capped, case_data, import_or_skip
+from _common import ROUNDS, SMOKE, Case, capped, case_data, import_or_skip
 
 PAIRS = ("scikit-learn/euclidean", "guarded/euclidean")
-CASES = _capped([Case("pixels", n, 3, 8, "float32") for n in (1_000_000, 3_000_000, 10_000_000)])
+CASES = capped([Case("pixels", n, 3, 8, "float32") for n in (1_000_000, 3_000_000, 10_000_000)])
 
 
 def _gpukmeans(case: Case, metric: str, update: str):
