@@ -270,7 +270,7 @@ def machine_section(run: Run) -> str:
         + "."
     )
     lines.append("\n### Measured limits (same run)\n")
-    rows = [[f"{b / 2**20:,.0f} MiB", f"{gbs:.1f}"] for b, gbs in run.bandwidth]
+    rows = [[f"{b / 2**20:,.1f}".removesuffix(".0") + " MiB", f"{gbs:.1f}"] for b, gbs in run.bandwidth]
     if rows:
         lines.append("Memory read bandwidth (parallel numba sum over float32, best of 7 passes):\n")
         lines.append(table(["array size", "GB/s"], rows))
@@ -733,7 +733,8 @@ FAIRNESS = """## How the comparison is made
   gpukmeans's kernels are compiled (or loaded from numba's on-disk cache) in that warm-up round; compile time is
   measured separately, in fresh processes.
 - **Floor**: one iteration must read X once. The floor is the bytes of X divided by the read bandwidth measured in
-  this run on an array of about the same size (so a cache-resident X is held to the cache's bandwidth), or
+  this run on an array of about the same size (exactly X's size for the pixel cases of the headline; a
+  cache-resident X is held to the cache's bandwidth), or
   `2 n k d` FLOPs at the measured GEMM peak when that is larger (many features and clusters). `x floor` = measured
   / floor: 1.0 would be the machine's limit.
 - **Memory**: peak extra resident memory of the process during the timed fits, above the level before them
