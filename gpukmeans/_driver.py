@@ -148,7 +148,7 @@ class _Pending:
     sums: Any  # the sums of those labels, as the driver held them
 
 
-def _checked_assign(backend, X, sample_weight, centers, metric, labels, accumulate, label_sums, pending):
+def _checked_assign(backend, X, sample_weight, centers, metric, labels, accumulate, label_sums, pending, redo=True):
     """``backend.assign``, then the check of a guarded choice made on a sample (``pending``).
 
     If the new objective exceeds the one before the choice, the choice is
@@ -160,6 +160,9 @@ def _checked_assign(backend, X, sample_weight, centers, metric, labels, accumula
     cannot increase the objective, is assigned instead. When that choice
     keeps every center, the restored labels are already its assignment: no
     label changed from before the choice, and no further pass is made.
+    Without ``redo`` (the run's final assignment: nothing would be iterated
+    on the new choice), the undone state is the answer: the centers before
+    the choice and their labels, with no comparison on all samples.
 
     Returns ``(objective, n_changed, sums, centers)``.
     """
@@ -173,6 +176,8 @@ def _checked_assign(backend, X, sample_weight, centers, metric, labels, accumula
         restored = (pending.objective, 0, pending.sums)
     else:
         restored = backend.assign(X, sample_weight, pending.centers, metric.code, labels, accumulate, sums)
+    if not redo:
+        return restored[0], 0, restored[2], pending.centers
     objectives = backend.objective(X, sample_weight, labels, pending.candidates, metric.code)
     centers = _guarded_choice(objectives, pending.candidates).astype(X.dtype)
     if np.array_equal(centers, pending.centers):  # every center stays: the restoring assignment is the answer
@@ -202,7 +207,10 @@ def lloyd(
     with ``rule``. It stops when no label changed (strict convergence), when
     the squared center shift ``sum_j ||c_j^new - c_j||^2`` is at most ``tol``
     (already scaled by the caller), or after ``max_iter`` iterations. A final
-    assignment makes the returned labels those of the returned centers.
+    assignment makes the returned labels those of the returned centers (none
+    is needed when the last update kept every center bit for bit); it also
+    checks a last guarded choice made on a sample, and when that choice
+    raised the objective, the centers before it are returned instead.
 
     Parameters
     ----------
@@ -233,12 +241,14 @@ def lloyd(
     label_sums = None  # the sums of ``labels`` (a backend may update them from the samples that move)
     pending = None  # a guarded choice made on a sample, to be checked by the next assignment
     stride = guard_stride(n_samples, n_clusters) if rule == "guarded" else 1
+    assigned = None  # the centers whose assignment ``labels`` (and ``objective``) are
     for n_iter in range(1, max_iter + 1):
         t0 = time.perf_counter()
         chosen = centers
         objective, n_changed, sums, centers = _checked_assign(
             backend, X, sample_weight, centers, metric, labels, True, label_sums, pending
         )
+        assigned = centers
         undone = centers is not chosen
         if verbose and undone:
             print(f"Iteration {n_iter}: the choice made on a sample raised the objective; made again on all samples.")
@@ -289,7 +299,23 @@ def lloyd(
             if verbose:
                 print(f"Converged at iteration {n_iter}: center shift {shift:.4g} within tolerance {tol:.4g}.")
             break
-    objective, _, _, centers = _checked_assign(backend, X, sample_weight, centers, metric, labels, False, None, pending)
+    if pending is None and assigned is not None and np.array_equal(centers, assigned):
+        # the last update kept every center bit for bit (no label changed): the labels are already theirs
+        return LloydResult(
+            centers=backend.asarray(centers, X.dtype),
+            labels=labels,
+            objective=objective,
+            n_iter=n_iter,
+            history=history,
+        )
+    # a sampled choice left by tol or max_iter is checked here; if it raised the objective, the run ends on
+    # the centers and labels before it (its exact replacement would be one more step, never iterated on)
+    chosen = centers
+    objective, _, _, centers = _checked_assign(
+        backend, X, sample_weight, centers, metric, labels, False, None, pending, redo=False
+    )
+    if verbose and centers is not chosen:
+        print("The last choice, made on a sample, raised the objective: the centers before it are kept.")
     return LloydResult(
         centers=backend.asarray(centers, X.dtype), labels=labels, objective=objective, n_iter=n_iter, history=history
     )

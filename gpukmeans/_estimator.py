@@ -129,7 +129,9 @@ class KMeans(_ParamsMixin):
           ``s = n_samples // max(32768, 512 * n_clusters)``), and the next
           assignment checks the whole objective: a choice that raised it is
           undone (previous labels restored) and made again on every sample. A
-          run stops only on a choice made on every sample.
+          run that converges stops on a choice made on every sample; one stopped
+          by ``tol`` or ``max_iter`` right after a sampled choice that raised the
+          objective ends on the centers before that choice (and their labels).
     init : {"k-means++", "random"}, array of shape (n_clusters, n_features) or callable, default="k-means++"
         ``"k-means++"``: greedy k-means++ weighted by ``sample_weight``, with
         distances in the chosen metric (see :func:`gpukmeans._init.kmeans_plusplus`).

@@ -465,9 +465,10 @@ def test_guarded_undoes_a_sampled_choice_that_raises_the_objective(monkeypatch, 
     undone = []
     original = driver._checked_assign
 
-    def checked(backend, X, w, centers, metric, labels, accumulate, label_sums, pending):
-        out = original(backend, X, w, centers, metric, labels, accumulate, label_sums, pending)
-        undone.append(out[3] is not centers)
+    def checked(backend, X, w, centers, metric, labels, accumulate, label_sums, pending, redo=True):
+        out = original(backend, X, w, centers, metric, labels, accumulate, label_sums, pending, redo)
+        if redo:  # the loop's assignments (the final one keeps the centers before an undone choice)
+            undone.append(out[3] is not centers)
         return out
 
     monkeypatch.setattr(driver, "_checked_assign", checked)
@@ -477,7 +478,7 @@ def test_guarded_undoes_a_sampled_choice_that_raises_the_objective(monkeypatch, 
     km.fit(X, sample_weight=w)
     assert any(undone) and 1 in strides  # undone, then chosen on all samples
     said = capsys.readouterr().out.count("raised the objective; made again on all samples")
-    assert said == sum(undone[:-1])  # one line per iteration that undid a choice (not the final assignment)
+    assert said == sum(undone)  # one line per iteration that undid a choice
     objectives = np.array([h["objective"] for h in km.history_] + [km.inertia_])
     assert (np.diff(objectives) <= 0).all(), objectives
     assert_allclose(km.inertia_, ref_objective(X, w, km.cluster_centers_, km.labels_, "chebyshev"), rtol=1e-12)
@@ -535,9 +536,9 @@ def test_guarded_on_a_sample_converges_on_an_exact_choice(monkeypatch, seed, lie
     pendings = []
     original = driver._checked_assign
 
-    def checked(backend, X, w, centers, metric, labels, accumulate, label_sums, pending):
+    def checked(backend, X, w, centers, metric, labels, accumulate, label_sums, pending, redo=True):
         pendings.append(pending)
-        return original(backend, X, w, centers, metric, labels, accumulate, label_sums, pending)
+        return original(backend, X, w, centers, metric, labels, accumulate, label_sums, pending, redo)
 
     monkeypatch.setattr(driver, "_checked_assign", checked)
     rng = np.random.default_rng(seed)
@@ -548,8 +549,10 @@ def test_guarded_on_a_sample_converges_on_an_exact_choice(monkeypatch, seed, lie
     km.fit(X, sample_weight=w)
     assert km.n_iter_ < 300  # converged: no label changed, or no center moved
     assert max(strides) > 1  # choices were made on the sample
-    assert pendings[-1] is None  # the final assignment: no sampled choice left to check
-    assert len(pendings) == km.n_iter_ + 1
+    if len(pendings) == km.n_iter_ + 1:
+        assert pendings[-1] is None  # the final assignment: no sampled choice left to check
+    else:
+        assert len(pendings) == km.n_iter_  # the run ended on the centers of its last assignment: no final one
     objectives = np.array([h["objective"] for h in km.history_] + [km.inertia_])
     assert (np.diff(objectives) <= 0).all(), objectives
     assert_array_equal(km.labels_, np.argmin(cdist(X, km.cluster_centers_, "chebyshev"), axis=1))
@@ -630,6 +633,76 @@ def test_guarded_undo_by_revert_is_the_undo_by_assignment(monkeypatch, seed):
     for key in ("objective", "center_shift", "n_changed"):
         assert [h[key] for h in by_revert.history_] == [h[key] for h in by_assignment.history_]
     assert_allclose(by_revert.inertia_, by_assignment.inertia_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_guarded_final_undo_keeps_the_centers_before_the_choice(monkeypatch, capsys, seed):
+    """A run stopped by max_iter whose last sampled choice raised the objective ends on the centers before it.
+
+    No comparison on every sample follows the final assignment: the exact choice would be a step that
+    nothing iterates on. The labels, objective and centers are those of the last iteration's assignment.
+    """
+    import gpukmeans._driver as driver
+
+    _small_guard_sample(monkeypatch)
+    strides = _spy_objective_strides(monkeypatch, lie=True)  # every sampled choice is the worst one
+    finals = []
+    original = driver._checked_assign
+
+    def checked(backend, X, w, centers, metric, labels, accumulate, label_sums, pending, redo=True):
+        n_calls = len(strides)
+        out = original(backend, X, w, centers, metric, labels, accumulate, label_sums, pending, redo)
+        if not redo:
+            finals.append((pending, out, strides[n_calls:]))
+        return out
+
+    monkeypatch.setattr(driver, "_checked_assign", checked)
+    X = np.round(blobs(6000, 3, 6, 90 + seed) * 10)
+    w = np.random.default_rng(seed).integers(1, 4, 6000).astype(np.float64) if seed else None
+    n_undone = 0
+    for max_iter in range(2, 12):  # the worst choice does not always raise the objective: try several stops
+        finals.clear()
+        km = KMeans(6, metric="chebyshev", init="random", n_init=1, tol=0, max_iter=max_iter, random_state=seed)
+        km.fit(X, sample_weight=w)
+        assert_array_equal(km.labels_, np.argmin(cdist(X, km.cluster_centers_, "chebyshev"), axis=1))
+        assert_allclose(km.inertia_, ref_objective(X, w, km.cluster_centers_, km.labels_, "chebyshev"), rtol=1e-12)
+        if not finals or finals[0][0] is None or finals[0][1][3] is not finals[0][0].centers:
+            continue  # ended on a choice made on every sample, or the last choice lowered the objective
+        [(pending, out, later_strides)] = finals
+        n_undone += 1
+        assert km.n_iter_ == max_iter
+        assert later_strides == []  # no comparison of the candidates after the final assignment
+        assert_array_equal(km.cluster_centers_, pending.centers)
+        assert km.inertia_ == km.history_[-1]["objective"]  # the objective of the last iteration's assignment
+    assert n_undone > 0
+
+
+@pytest.mark.parametrize("metric, update", [("euclidean", "mean"), ("manhattan", "median"), ("chebyshev", "guarded")])
+def test_no_final_assignment_when_the_last_update_kept_every_center(monkeypatch, metric, update):
+    """A run that converges with no label changed and every center kept ends without a final pass.
+
+    The labels are already those of the returned centers. A run stopped by ``tol`` after its centers
+    moved still gets its final assignment.
+    """
+    calls = []
+    original = CPUBackend._assign
+
+    def spy(self, X, w, centers, metric_code, labels, accumulate, *args):
+        calls.append(accumulate)
+        return original(self, X, w, centers, metric_code, labels, accumulate, *args)
+
+    monkeypatch.setattr(CPUBackend, "_assign", spy)
+    X = np.round(blobs(3000, 3, 5, 7) * 10)
+    km = KMeans(5, metric=metric, update=update, init="random", n_init=1, tol=0, random_state=1).fit(X)
+    assert km.n_iter_ < 300 and km.history_[-1]["n_changed"] == 0
+    assert calls == [True] * km.n_iter_  # one assignment per iteration, none after
+    assert_array_equal(km.labels_, np.argmin(cdist(X, km.cluster_centers_, CDIST_DIST[metric]), axis=1))
+    assert_allclose(km.inertia_, ref_objective(X, np.ones(3000), km.cluster_centers_, km.labels_, metric), rtol=1e-12)
+    calls.clear()
+    stopped = KMeans(5, metric=metric, update=update, init="random", n_init=1, tol=1e9, random_state=1).fit(X)
+    assert stopped.n_iter_ == 1 and stopped.history_[-1]["center_shift"] > 0
+    assert calls == [True, False]  # the centers moved: the final assignment gives their labels
+    assert_array_equal(stopped.labels_, np.argmin(cdist(X, stopped.cluster_centers_, CDIST_DIST[metric]), axis=1))
 
 
 def _numpy_l1_mean_kmeans(X, init, max_iter, tol):

@@ -161,7 +161,9 @@ def fit(est, X, sample_weight=None):
         if best is None or result.objective < best.objective:
             best = result
 
-    present = best.labels.present  # from the final assignment
+    present = best.labels.present  # from the final assignment, when the driver made one
+    if present is None:  # the run ended on the centers of its last assignment: count the labels
+        present = backend.label_counts(best.labels, est.n_clusters) > 0
     n_distinct = int(np.count_nonzero(present))
     if n_distinct < est.n_clusters:
         from .._estimator import ConvergenceWarning
