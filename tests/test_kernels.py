@@ -896,11 +896,12 @@ def test_cpu_backend_median_histograms_follow_the_run(high, k):
     compares with a snapshot (large ones); a relocated copy and a plain assignment in between stay exact."""
     from gpukmeans.backends import cpu
 
-    # one copy of the histograms per thread: 12 x 3 x 60,000 cells exceed the limit even on one thread
-    fused = k * 3 * high * numba.get_num_threads() <= K.MOVES_HISTOGRAM_CELLS
-    assert fused == (high == 256) or high == 30_000
-    rng = np.random.default_rng(high)
+    # one copy of the histograms per thread: 4 x 3 x 256 cells are fused; 4 x 3 x 30,000 (more cells
+    # than samples) and 12 x 3 x 60,000 (beyond the limit even on one thread) take the second pass
     n = 40_000
+    fused = K.moves_in_assign(n, k * 3 * high, numba.get_num_threads())
+    assert fused == (high == 256)
+    rng = np.random.default_rng(high)
     X = rng.integers(0, high, size=(n, 3)).astype(np.float32)
     w = np.ones(n, np.float32)
     bound, plain = cpu.CPUBackend().bind(X, w), cpu.CPUBackend()

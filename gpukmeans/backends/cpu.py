@@ -181,7 +181,7 @@ class CPUBackend(Bindable):
                     run.counts = labels  # followed from now on (the next assign on them moves them)
                 return run.hist
         hist = k.histogram(X, sample_weight, labels, n_clusters, lo, n_bins)
-        fused = n_clusters * X.shape[1] * n_bins * numba.get_num_threads() <= k.MOVES_HISTOGRAM_CELLS
+        fused = k.moves_in_assign(X.shape[0], n_clusters * X.shape[1] * n_bins, numba.get_num_threads())
         state[_RUN_HISTOGRAM] = _RunHistogram(hist, lo, labels if fused else None, None if fused else labels.copy())
         return hist
 
