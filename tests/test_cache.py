@@ -30,6 +30,8 @@ SCRIPT = textwrap.dedent(
         Xint = (X * 255).astype(np.uint8).astype(dtype)
         KMeans(4, metric="manhattan", random_state=0).fit(Xint)
         KMeans(4, metric="manhattan", random_state=0).fit(Xint, sample_weight=np.full(len(X), 2.0))
+        # float data with weights: the bucket select counted afresh (unit weights keep and move its counts)
+        KMeans(4, metric="manhattan", random_state=0).fit(X, sample_weight=np.full(len(X), 2.0))
         # duplicates force empty-cluster relocation (point_costs, weighted_sums)
         KMeans(5, random_state=0).fit(np.repeat(X[:3], 50, axis=0))
         # the median histograms' second-pass update (relocated copies, wide histograms)
@@ -67,6 +69,9 @@ def test_second_process_loads_every_kernel_from_disk():
         "weighted_sums",
         "weighted_median",
         "weighted_median_buckets",
+        "bucket_histograms",
+        "medians_from_buckets",
+        "_bucket_moves",
         "feature_ranges",
         "label_counts",
         "histogram",

@@ -463,6 +463,66 @@ def test_weighted_median_buckets_many_clusters_use_fewer_buckets():
     assert_array_equal(medians, K.weighted_median(X, w, labels, 64)[0])
 
 
+@pytest.mark.parametrize("n", (1, 64, 50_000))
+def test_bucket_moves_equal_bucket_histograms_exactly(n):
+    """Moving the relabelled samples in kept bucket counts gives the counts of a fresh pass, bit for bit."""
+    X, w, labels, k = _median_problem(n, "normal", np.float32, "unit", n=n, d=3, k=5)
+    lo, hi = K.feature_ranges(X)
+    hist, count = K.bucket_histograms(X, w, labels, k, lo, hi)
+    assert_array_equal(hist, count)  # unit weights: the weights are the counts
+    counted = labels.copy()
+    for seed in range(3):
+        labels = _moved_labels(n, k, seed)
+        if seed == 2:
+            labels[: n // 2] = counted[: n // 2]  # half unchanged
+        K.bucket_moves(X, labels, counted, lo, hi, count)
+        assert_array_equal(counted, labels)
+        fresh_hist, fresh_count = K.bucket_histograms(X, w, labels, k, lo, hi)
+        assert_array_equal(count, fresh_count)
+        medians, weights = K.medians_from_buckets(X, w, labels, k, lo, hi, count.astype(np.float64), count)
+        assert_array_equal(medians, K.weighted_median(X, w, labels, k)[0])
+        assert_array_equal(weights, np.bincount(labels, minlength=k))
+    with pytest.raises(ValueError, match="another bucket layout"):
+        K.bucket_moves(X, labels, counted, lo, hi, count[:, :, :, :-1].copy())
+
+
+def test_cpu_backend_keeps_the_bucket_counts_of_a_run(monkeypatch):
+    """A bound run with unit weights counts the buckets once, then moves its relabelled samples only.
+
+    As the driver calls it: the run's labels, then a relocated copy, then the run's labels again; every
+    median equals the quickselect's.
+    """
+    from gpukmeans.backends import cpu
+
+    calls = []
+    for name in ("bucket_histograms", "bucket_moves", "weighted_median_buckets"):
+        original = getattr(K, name)
+        monkeypatch.setattr(K, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    rng = np.random.default_rng(3)
+    n, k = 30_000, 6
+    X = rng.normal(size=(n, 4)) * rng.uniform(0.1, 1000, 4)
+    w = np.ones(n)
+    bound = cpu.CPUBackend().bind(X, w)
+    labels = np.full(n, -1, np.int32)
+    sums = None
+    for it in range(5):
+        C = X[rng.choice(n, k, replace=False)]
+        _, _, sums = bound.assign(X, w, C, 1, labels, True, sums)
+        given = labels
+        if it == 2:  # an iteration that emptied a cluster: the update gets a relocated copy
+            given = labels.copy()
+            given[rng.choice(n, 50, replace=False)] = k - 1
+        got = bound.update(X, w, given, k, "median")
+        assert_array_equal(got[0], K.weighted_median(X, w, given, k)[0])
+        assert_array_equal(got[1], np.bincount(given, minlength=k))
+    assert calls == ["bucket_histograms"] + ["bucket_moves"] * 4
+    weighted = cpu.CPUBackend().bind(X, np.full(n, 2.0))  # other weights: counted afresh every time
+    calls.clear()
+    weighted.update(X, np.full(n, 2.0), labels, k, "median")
+    weighted.update(X, np.full(n, 2.0), labels, k, "median")
+    assert calls == ["weighted_median_buckets"] * 2
+
+
 def test_cpu_backend_median_of_float_data_takes_the_bucket_select(monkeypatch, cpu_backend):
     X, w, labels, k = _median_problem(9, "normal", np.float64, "fractional")
     ref = K.weighted_median(X, w, labels, k)

@@ -958,22 +958,9 @@ def feature_ranges(X):
     return lo, hi
 
 
-@njit(parallel=True, cache=True)
-def weighted_median_buckets(X, sample_weight, labels, n_clusters, lo, hi):
-    """:func:`weighted_median` by a bucket select: a few passes over X, whatever the values.
-
-    Each feature's range is cut into equal buckets (up to 2048, fewer when
-    there are many clusters x features). Pass 1 adds
-    each member's weight to its bucket, per (cluster, feature); the bucket
-    where the cumulative weight reaches half holds the median. Pass 2 copies
-    the members of that bucket only (and finds the smallest value above it,
-    for the midpoint rule), and a weighted quickselect finishes there. Same
-    rule and result as :func:`weighted_median` (exactly, for integer or unit
-    weights; fractional weights are summed in another order). Meant for up to
-    :data:`MAX_BUCKET_CELLS` clusters x features. ``lo``/``hi`` (n_features,)
-    float64 bound every feature's values (:func:`feature_ranges`).
-    """
-    n_samples, n_features = X.shape
+@njit(cache=True)
+def _bucket_layout(n_samples, n_clusters, n_features, lo, hi):
+    """(n_chunks, n_buckets, scale) of the bucket select: fixed by the sizes and the feature ranges."""
     n_chunks = max(1, min(_BUCKET_CHUNKS, n_samples // _MIN_CHUNK))
     n_buckets = _MAX_BUCKETS  # fewer for many clusters x features, so that a chunk's buckets stay in cache
     while n_buckets > 64 and n_clusters * n_features * n_buckets * 16 > _BUCKET_BYTES:
@@ -983,11 +970,77 @@ def weighted_median_buckets(X, sample_weight, labels, n_clusters, lo, hi):
         width = hi[f] - lo[f]
         if width > 0 and np.isfinite(width):
             scale[f] = n_buckets / width
+    return n_chunks, n_buckets, scale
+
+
+@njit(parallel=True, cache=True)
+def bucket_histograms(X, sample_weight, labels, n_clusters, lo, hi):
+    """Pass 1 of :func:`weighted_median_buckets`: per sample chunk, the weight and count of each bucket.
+
+    Returns
+    -------
+    hist : (n_chunks, n_clusters, n_features, n_buckets) float64
+    count : (n_chunks, n_clusters, n_features, n_buckets) int64
+        Members of positive weight of each (cluster, feature) per value bucket.
+    """
+    n_samples, n_features = X.shape
+    n_chunks, n_buckets, scale = _bucket_layout(n_samples, n_clusters, n_features, lo, hi)
     hist = np.zeros((n_chunks, n_clusters, n_features, n_buckets))
     count = np.zeros((n_chunks, n_clusters, n_features, n_buckets), dtype=np.int64)
     for c in prange(n_chunks):
         start, stop = _chunk(n_samples, n_chunks, c)
         _bucket_hist_range(X, sample_weight, labels, lo, scale, start, stop, hist[c], count[c])
+    return hist, count
+
+
+@njit(parallel=True, cache=True)
+def _bucket_moves(X, labels, previous, lo, hi, count):
+    n_samples, n_features = X.shape
+    n_chunks, n_buckets, scale = _bucket_layout(n_samples, count.shape[1], n_features, lo, hi)
+    if count.shape[0] != n_chunks or count.shape[3] != n_buckets:
+        raise ValueError("count was made for another bucket layout (see bucket_histograms)")
+    index = np.empty(n_samples, dtype=np.int64)
+    old = np.empty(n_samples, dtype=np.int32)
+    moved = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        moved[c] = _collect_moves_range(labels, previous, start, stop, index, old)
+    for f in prange(n_features):  # each feature's cells belong to one thread
+        for c in range(n_chunks):
+            start = _chunk(n_samples, n_chunks, c)[0]
+            for m in range(start, start + moved[c]):
+                i = index[m]
+                b = _bucket(X[i, f], lo[f], scale[f], n_buckets)
+                count[c, labels[i], f, b] += 1
+                if old[m] >= 0:
+                    count[c, old[m], f, b] -= 1
+
+
+def bucket_moves(X, labels, previous, lo, hi, count):
+    """Bring the unit-weight bucket counts of the labels ``previous`` up to date with ``labels``.
+
+    IN: X, labels, lo, hi (as given to :func:`bucket_histograms`).
+    INOUT: previous (n_samples,) int32, the labels ``count`` counts, set to
+    ``labels``; count (n_chunks, n_clusters, n_features, n_buckets) int64 from
+    :func:`bucket_histograms` (every weight 1), each relabelled sample moved
+    from its old cluster's buckets to its new one's. Counts are integers: the
+    result equals :func:`bucket_histograms`'s exactly.
+    """
+    _bucket_moves(X, labels, previous, lo, hi, count)
+
+
+@njit(parallel=True, cache=True)
+def medians_from_buckets(X, sample_weight, labels, n_clusters, lo, hi, hist, count):
+    """Pass 2 and the selects of :func:`weighted_median_buckets`, from pass 1's ``hist`` and ``count``.
+
+    ``hist``/``count``: from :func:`bucket_histograms` (or kept up to date by
+    :func:`bucket_moves`, with ``hist`` the counts as float64, for unit
+    weights). Returns ``(medians, weights)`` as :func:`weighted_median`.
+    """
+    n_samples, n_features = X.shape
+    n_chunks, n_buckets, scale = _bucket_layout(n_samples, n_clusters, n_features, lo, hi)
+    if hist.shape != (n_chunks, n_clusters, n_features, n_buckets) or count.shape != hist.shape:
+        raise ValueError("hist and count were made for another bucket layout (see bucket_histograms)")
     total = hist[0].copy()
     for c in range(1, n_chunks):
         total += hist[c]
@@ -1071,6 +1124,26 @@ def weighted_median_buckets(X, sample_weight, labels, n_clusters, lo, hi):
                 values[a:z], member_weights[a:z], below[j, f], 0.5 * weights[j], next_above
             )
     return medians, weights
+
+
+@njit(cache=True)
+def weighted_median_buckets(X, sample_weight, labels, n_clusters, lo, hi):
+    """:func:`weighted_median` by a bucket select: a few passes over X, whatever the values.
+
+    Each feature's range is cut into equal buckets (up to 2048, fewer when
+    there are many clusters x features). Pass 1 (:func:`bucket_histograms`)
+    adds each member's weight to its bucket, per (cluster, feature); the
+    bucket where the cumulative weight reaches half holds the median. Pass 2
+    (:func:`medians_from_buckets`) copies the members of that bucket only (and
+    finds the smallest value above it, for the midpoint rule), and a weighted
+    quickselect finishes there. Same rule and result as
+    :func:`weighted_median` (exactly, for integer or unit weights; fractional
+    weights are summed in another order). Meant for up to
+    :data:`MAX_BUCKET_CELLS` clusters x features. ``lo``/``hi`` (n_features,)
+    float64 bound every feature's values (:func:`feature_ranges`).
+    """
+    hist, count = bucket_histograms(X, sample_weight, labels, n_clusters, lo, hi)
+    return medians_from_buckets(X, sample_weight, labels, n_clusters, lo, hi, hist, count)
 
 
 _MAX_HIST_BINS = 1 << 16  # integer-valued data with a wider range (or too many cells) uses the quickselect

@@ -17,6 +17,7 @@ def _all_ones(a: np.ndarray) -> bool:
 
 
 _RUN_HISTOGRAM = "median histograms"  # key of the bound run's _RunHistogram
+_RUN_BUCKETS = "median buckets"  # key of the bound run's _RunBuckets
 _UPDATES = "sums updated"  # key of the bound run's count of assign calls given ``previous``
 _RESUM_EVERY = 16  # of those, every 16th sums everything again
 _JOURNAL = "label journal"  # key of the bound run's _Journal
@@ -31,6 +32,14 @@ class _Journal:
     arrays: tuple  # k.new_journal's (index, old, count)
     labels: np.ndarray | None  # the labels array that assignment changed (None: nothing to revert)
     histogram: tuple | None  # the (hist, lo) it moved along
+
+
+@dataclass
+class _RunBuckets:
+    """Unit-weight counts of the median bucket select, kept by a bound run (:meth:`CPUBackend._run_buckets`)."""
+
+    count: np.ndarray  # (n_chunks, n_clusters, n_features, n_buckets) int64, from k.bucket_histograms
+    counted: np.ndarray  # a copy of the labels they count
 
 
 @dataclass
@@ -150,6 +159,8 @@ class CPUBackend(Bindable):
                 return k.weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins)
             if n_clusters * X.shape[1] <= k.MAX_BUCKET_CELLS:  # other data: a bucket select, then a quickselect
                 lo, hi = self._fact("feature_ranges", X, k.feature_ranges)
+                if self._bound is not None and self._fact("unit_weight", sample_weight, _all_ones):
+                    return self._run_buckets(X, sample_weight, labels, n_clusters, lo, hi)
                 return k.weighted_median_buckets(X, sample_weight, labels, n_clusters, lo, hi)
             return k.weighted_median(X, sample_weight, labels, n_clusters)
         raise ValueError(f"Unknown update rule {rule!r}.")
@@ -184,6 +195,26 @@ class CPUBackend(Bindable):
         fused = k.moves_in_assign(X.shape[0], n_clusters * X.shape[1] * n_bins, numba.get_num_threads())
         state[_RUN_HISTOGRAM] = _RunHistogram(hist, lo, labels if fused else None, None if fused else labels.copy())
         return hist
+
+    def _run_buckets(self, X, sample_weight, labels, n_clusters, lo, hi):
+        """Unit-weight bucket-select medians, with the bucket counts kept by the bound run.
+
+        The counts of the first call are kept with a copy of the labels they
+        count; later calls move only the samples whose label differs from that
+        copy (:func:`k.bucket_moves`) instead of counting every sample again.
+        Counts are integers: every call gives exactly
+        :func:`k.weighted_median_buckets`'s result.
+        """
+        state = self._bound[2]
+        run = state.get(_RUN_BUCKETS)
+        if run is None or run.count.shape[1] != n_clusters:
+            _, count = k.bucket_histograms(X, sample_weight, labels, n_clusters, lo, hi)
+            run = state[_RUN_BUCKETS] = _RunBuckets(count, labels.copy())
+        else:
+            k.bucket_moves(X, labels, run.counted, lo, hi, run.count)  # run.counted becomes a copy of labels
+        return k.medians_from_buckets(
+            X, sample_weight, labels, n_clusters, lo, hi, run.count.astype(np.float64), run.count
+        )
 
     def objective(self, X, sample_weight, labels, candidates, metric, stride=1):
         candidates = np.ascontiguousarray(candidates, X.dtype)
