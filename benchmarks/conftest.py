@@ -42,17 +42,6 @@ def _thread_env() -> dict:
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """Run the compile-time cases last.
-
-    Their fresh processes compile for about 14 s each. In three of four runs
-    on the 2-core VM, the first timed case after them (pixels 100k x 3) was
-    slowed several-fold: its 2-iteration fit took 3-15 ms across rounds, against
-    about 2 ms when measured away from them.
-    """
-    items.sort(key=lambda item: item.path.name == "bench_compile.py")  # stable: file order otherwise kept
-
-
 def pytest_runtest_logreport(report):
     if report.skipped and report.when in ("setup", "call"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
