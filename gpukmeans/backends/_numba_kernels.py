@@ -999,12 +999,7 @@ def _bucket_moves(X, labels, previous, lo, hi, count):
     n_chunks, n_buckets, scale = _bucket_layout(n_samples, count.shape[1], n_features, lo, hi)
     if count.shape[0] != n_chunks or count.shape[3] != n_buckets:
         raise ValueError("count was made for another bucket layout (see bucket_histograms)")
-    index = np.empty(n_samples, dtype=np.int64)
-    old = np.empty(n_samples, dtype=np.int32)
-    moved = np.zeros(n_chunks, dtype=np.int64)
-    for c in prange(n_chunks):
-        start, stop = _chunk(n_samples, n_chunks, c)
-        moved[c] = _collect_moves_range(labels, previous, start, stop, index, old)
+    index, old, moved = moved_samples(labels, previous, n_chunks)
     for f in prange(n_features):  # each feature's cells belong to one thread
         for c in range(n_chunks):
             start = _chunk(n_samples, n_chunks, c)[0]
@@ -1267,15 +1262,30 @@ def _collect_moves_range(labels, previous, start, stop, index, old):
 
 
 @njit(parallel=True, cache=True)
-def _histogram_moves(X, labels, previous, lo, hist):
-    n_samples, n_features = X.shape
-    n_chunks = n_chunks_for(n_samples)
+def moved_samples(labels, previous, n_chunks):
+    """The samples whose label differs from ``previous``, found chunk by chunk; ``previous`` set to ``labels``.
+
+    Returns ``(index, old, counts)``: chunk ``c`` (of ``n_chunks``, see
+    :func:`_chunk`) lists its ``counts[c]`` samples from its first sample's
+    slot, their indices in ``index`` (n_samples,) int64 and previous labels in
+    ``old`` (n_samples,) int32, in sample order. Shared by the in-place moves
+    of the median histograms and of the bucket counts.
+    """
+    n_samples = labels.shape[0]
     index = np.empty(n_samples, dtype=np.int64)
     old = np.empty(n_samples, dtype=np.int32)
     counts = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
         start, stop = _chunk(n_samples, n_chunks, c)
         counts[c] = _collect_moves_range(labels, previous, start, stop, index, old)
+    return index, old, counts
+
+
+@njit(parallel=True, cache=True)
+def _histogram_moves(X, labels, previous, lo, hist):
+    n_samples, n_features = X.shape
+    n_chunks = n_chunks_for(n_samples)
+    index, old, counts = moved_samples(labels, previous, n_chunks)
     for f in prange(n_features):  # each feature's cells belong to one thread: no copies, no races
         for c in range(n_chunks):
             start = _chunk(n_samples, n_chunks, c)[0]
