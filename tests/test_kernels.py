@@ -1077,3 +1077,63 @@ def test_cpu_revert_undoes_only_its_own_revertible_assignment(monkeypatch):
     backend.assign(X, w, moved, 2, labels, True)
     assert not backend.revert(X, labels)  # the last assignment was a plain one
     assert_array_equal(labels, after)
+
+
+_SELECT_SCRIPT = """
+import sys
+import numpy as np
+from gpukmeans.backends import _numba_kernels as K
+
+assert not K.MASKED_STORES, "NUMBA_CPU_NAME=generic should select the select-form argmin"
+data = np.load(sys.argv[1])
+out = {}
+for d in (3, 20):  # a compile-time feature count, and the generic loop
+    X, C = data[f"X{d}"], data[f"C{d}"]
+    for code in (0, 1, 2):
+        labels = np.full(X.shape[0], -1, np.int32)
+        objective, n_changed, sums = K.assign(X, np.ones(X.shape[0], X.dtype), C, code, labels, True)
+        out[f"labels{d}_{code}"] = labels
+        out[f"objective{d}_{code}"] = np.array(objective)
+        out[f"sums{d}_{code}"] = sums
+np.savez(sys.argv[2], **out)
+"""
+
+
+@pytest.mark.slow
+def test_argmin_select_and_masked_store_forms_agree(tmp_path):
+    """The argmin's index update is compiled as a masked store on AVX-512 and as a select elsewhere
+    (MASKED_STORES); a process compiling for a generic CPU (the select form) gives the same labels, objectives
+    and sums, bit for bit, on data full of exact ties."""
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(11)
+    data = {}
+    for d in (3, 20):
+        X = rng.integers(-3, 4, size=(3 * 4096 + 29, d)).astype(np.float32)
+        C = rng.integers(-3, 4, size=(9, d)).astype(np.float32)
+        C[6] = C[1]  # duplicated center: index 1 must win
+        data[f"X{d}"], data[f"C{d}"] = X, C
+    np.savez(tmp_path / "in.npz", **data)
+    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    env.pop("NUMBA_CPU_FEATURES", None)
+    subprocess.run(
+        [sys.executable, "-c", _SELECT_SCRIPT, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    other = np.load(tmp_path / "out.npz")
+    for d in (3, 20):
+        X, C = data[f"X{d}"], data[f"C{d}"]
+        terms = ref_terms(X, C, 0)
+        assert (np.sort(terms, axis=1)[:, 1] == terms.min(axis=1)).sum() > X.shape[0] // 20  # ties
+        for code in (0, 1, 2):
+            labels = np.full(X.shape[0], -1, np.int32)
+            objective, _, sums = K.assign(X, np.ones(X.shape[0], X.dtype), C, code, labels, True)
+            assert_array_equal(labels, np.argmin(ref_terms(X, C, code), axis=1))
+            assert_array_equal(other[f"labels{d}_{code}"], labels)
+            assert float(other[f"objective{d}_{code}"]) == objective
+            assert_array_equal(other[f"sums{d}_{code}"], sums)

@@ -107,7 +107,7 @@ def _block_distances(buf, centers, j, metric, d):
     for f in range(n_features):
         c = centers[j, f]
         for p in range(_BLOCK):
-            d[p] = _term(metric, d[p], buf[f, p] - c)
+            d[p] = _term(metric, d[p], c - buf[f, p])
 
 
 #: Largest histogram cells x threads that :func:`assign` updates in its pass (16 MiB of float64 partials);
@@ -168,6 +168,26 @@ def _load_block_flat(xb, m, buf, dims):
                 buf[f, p] = 0
 
 
+def _masked_stores() -> bool:
+    """Whether numba compiles for a CPU with AVX-512 (cheap masked vector stores; see :func:`_block_argmin`).
+
+    Reads the features numba is told to target (``NUMBA_CPU_FEATURES``) or,
+    by default, the host's. numba's on-disk cache is keyed by the target CPU
+    and its features, so a cached kernel was compiled with this same answer.
+    """
+    from llvmlite import binding
+    from numba.core import config
+
+    if config.CPU_NAME is not None or config.CPU_FEATURES is not None:
+        return "+avx512f" in (config.CPU_FEATURES or "").split(",")
+    return bool(binding.get_host_cpu_features().get("avx512f", False))
+
+
+#: Compile the argmin's index update as a masked store (AVX-512) rather than a select (elsewhere: AVX2 masked
+#: stores are slow on some cores, NEON has none); a compile-time constant in the kernels.
+MASKED_STORES = _masked_stores()
+
+
 @njit(nogil=True, cache=True)
 def _block_argmin(buf, centers, metric, dims, best, best_j, d):
     """Nearest center of each buffered point: ``best`` (its term) and ``best_j`` (its index, lowest on ties).
@@ -175,26 +195,40 @@ def _block_argmin(buf, centers, metric, dims, best, best_j, d):
     With a compile-time number of features each distance is summed in
     registers and compared at once, vectorised across the block's points;
     otherwise it is built feature by feature in the scratch row ``d`` (_BLOCK,).
+    Branch-free once vectorised: the index is replaced where strictly closer
+    (a masked store with :data:`MASKED_STORES`, else a select) and the term
+    is the minimum (the same value as a select: equal terms are equal). The
+    differences are taken as ``center - point`` so that the point's load folds
+    into the subtraction; squares and absolute values are the same either
+    way, bit for bit. Measured at 1M x 3, k = 8 on AVX-512: 0.15 ms less per
+    assignment than selects on both and ``point - center``.
     """
     for p in range(_BLOCK):
         best[p] = np.inf
         best_j[p] = 0
     for j in range(centers.shape[0]):
+        jj = np.int32(j)
         if len(dims):
             c = centers[j]
             for p in range(_BLOCK):
                 acc = buf.dtype.type(0)
                 for f in range(len(dims)):
-                    acc = _term(metric, acc, buf[f, p] - c[f])
-                closer = acc < best[p]  # branch-free argmin, lowest index wins ties
-                best[p] = acc if closer else best[p]
-                best_j[p] = j if closer else best_j[p]
+                    acc = _term(metric, acc, c[f] - buf[f, p])
+                if MASKED_STORES:  # compile-time constant; written out twice: an inlined helper taking the
+                    if acc < best[p]:  # arrays was compiled to calls (60x slower)
+                        best_j[p] = jj
+                else:
+                    best_j[p] = jj if acc < best[p] else best_j[p]
+                best[p] = min(acc, best[p])
         else:
             _block_distances(buf, centers, j, metric, d)
             for p in range(_BLOCK):
-                closer = d[p] < best[p]
-                best[p] = d[p] if closer else best[p]
-                best_j[p] = j if closer else best_j[p]
+                if MASKED_STORES:
+                    if d[p] < best[p]:
+                        best_j[p] = jj
+                else:
+                    best_j[p] = jj if d[p] < best[p] else best_j[p]
+                best[p] = min(d[p], best[p])
 
 
 @njit(nogil=True, cache=True)
