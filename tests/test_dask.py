@@ -328,13 +328,23 @@ def test_chunk_sums_survive_labels_dropped_in_transit_and_patched_labels():
     assert_array_equal(after.stats[2], k.weighted_sums(X, np.ones(2000), after.labels, 5))
 
 
-def test_chunk_median_histograms_move_with_relabelled_samples(monkeypatch):
-    """Once the median update asks for them, each chunk keeps exact histograms of its labels, moved when it can be."""
+@pytest.mark.parametrize("fused", [True, False], ids=["in-the-assignment", "second-pass"])
+def test_chunk_median_histograms_move_with_relabelled_samples(monkeypatch, fused):
+    """Once the median update asks for them, each chunk keeps exact histograms of its labels, moved when it can be:
+    in the assignment's pass, or (histograms too wide for a copy per thread) in a second pass over the labels."""
+    import numba
+
+    from gpukmeans.backends import _numba_kernels as k
     from gpukmeans.distributed._chunks import HostKernels
 
-    counted = []
+    if numba.get_num_threads() < 2:
+        pytest.skip("needs 2 numba threads (a serial task always moves them in its pass)")
+    counted, second = [], []
     original = HostKernels.histogram
     monkeypatch.setattr(HostKernels, "histogram", lambda self, *a: counted.append(1) or original(self, *a))
+    monkeypatch.setattr(k, "moves_in_assign", lambda *a: fused)
+    moves = k.histogram_moves
+    monkeypatch.setattr(k, "histogram_moves", lambda *a: second.append(1) or moves(*a))
     X = np.round(blobs(2500, 3, 5, seed=23, spread=40.0, std=6.0)).astype(np.float32)
     spec = (float(X.min()), int(X.max() - X.min()) + 1)
     seq = _centers_seq(X, 6, 6)
@@ -350,6 +360,7 @@ def test_chunk_median_histograms_move_with_relabelled_samples(monkeypatch):
     _chunk_run(X, seq[:2], start=patched, hist_spec=spec)  # unknown counts: counted again, then moved
     assert len(counted) == 1
     counted.clear()
+    assert len(second) == (0 if fused else 4 + 3 + 1)  # every task that moved them (not the counting ones)
     w = np.random.default_rng(3).integers(0, 3, X.shape[0]).astype(np.float32)
     _chunk_run(X, seq[:3], weights=w, hist_spec=spec)  # weights: counted each time
     assert len(counted) == 3

@@ -73,17 +73,20 @@ class HostKernels(CPUBackend):
         on return ``hist`` (n_clusters, n_features, n_bins) float64 holds the
         weights of the integer values ``lo + b`` per cluster for the new labels.
         With unit weights, ``hist`` must hold the counts of the labels passed in
-        and the relabelled samples are moved in it; otherwise it is counted again.
+        and the relabelled samples are moved in it (in the assignment's pass, or
+        in a second pass over the labels when one copy per thread would have more
+        cells than the chunk has samples, as in :class:`CPUBackend`); otherwise
+        it is counted again.
         """
         # the shared ones of a chunk without weights (see ``ones``): the kernels skip the products
         unit = _HOST_ONES.get((X.shape[0], np.dtype(X.dtype).str)) is sample_weight
         previous = previous if unit and accumulate else None
         moving = histogram if unit and accumulate else None
-        if moving is not None and numba.get_num_threads() > 1:
-            hist = moving[0]
-            if hist.size * numba.get_num_threads() > k.MOVES_HISTOGRAM_CELLS:
-                moving = None  # too large to keep one per thread: counted again below
-        if numba.get_num_threads() > 1:
+        threads = numba.get_num_threads()
+        counted = None  # the labels the histogram counts, when it is moved in a second pass
+        if moving is not None and threads > 1 and not k.moves_in_assign(X.shape[0], moving[0].size, threads):
+            counted, moving = labels.copy(), None  # too large for one copy per thread (CPUBackend's rule)
+        if threads > 1:
             objective, n_changed, sums = k.assign(
                 X, sample_weight, centers, metric, labels, accumulate, unit, previous, moving
             )
@@ -93,7 +96,10 @@ class HostKernels(CPUBackend):
             objective, n_changed, sums = k.assign_serial(
                 X, sample_weight, centers, metric, labels, accumulate, unit, previous, moving
             )
-        if histogram is not None and moving is None:
+        if counted is not None:  # the relabelled samples' values moved in place (a pass over the labels)
+            hist, lo = histogram
+            k.histogram_moves(X, labels, counted, float(lo), hist)
+        elif histogram is not None and moving is None:  # weighted: counted again
             hist, lo = histogram
             hist[...] = self.histogram(X, sample_weight, labels, hist.shape[0], lo, hist.shape[2])
         if previous is not None:  # exact counts: a cluster that lost its last sample has weight 0; reset its row
