@@ -37,6 +37,8 @@ SCRIPT = textwrap.dedent(
         # the median histograms' second-pass update (relocated copies, wide histograms)
         labels = km.predict(Xint)
         kernels.histogram_moves(Xint, labels, np.zeros_like(labels), 0.0, np.zeros((4, 3, 256)))
+        # wide histograms (uint16 bands): medians scanned in parallel
+        kernels.medians_from_histogram(np.ones((4, 3, 1 << 13)), 0.0)
         # the quickselect median (float data with more clusters x features than the bucket select takes)
         kernels.weighted_median(X, np.ones(len(X), dtype), labels, 4)
     stats = {}
@@ -75,7 +77,8 @@ def test_second_process_loads_every_kernel_from_disk():
         "feature_ranges",
         "label_counts",
         "histogram",
-        "medians_from_histogram",
+        "_medians_serial",
+        "_medians_parallel",
         "_histogram_moves",
         "integer_range",
     ):

@@ -639,6 +639,16 @@ def test_histogram_equals_np_add_at(width, weighting):
         assert_array_equal(hist, expected)
     else:
         assert_allclose(hist, expected, rtol=1e-12, atol=0)
+    # the medians, scanned serially (narrow) or one row per thread (wide), are those of the definition
+    assert (hist.size >= K.PARALLEL_MEDIAN_CELLS) == (width == 40000)
+    medians, weights = K.medians_from_histogram(hist, 0.0)
+    serial = K._medians_serial(hist, 0.0)
+    assert_array_equal(medians, serial[0])
+    assert_array_equal(weights, serial[1])
+    for j in range(k):
+        members = labels == j
+        for f in range(d):
+            assert medians[j, f] == ref_weighted_median(X[members, f], w[members])
 
 
 def test_weighted_median_hist_unit_weights_is_np_median():

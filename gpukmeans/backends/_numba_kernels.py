@@ -1369,36 +1369,75 @@ def histogram_moves(X, labels, previous, lo, hist):
     _histogram_moves(X, labels, previous, lo, hist)
 
 
+@njit(nogil=True, cache=True)
+def _median_of_bins(counts, half, lo):
+    """The weighted median of one histogram row ``counts`` (n_bins,) of total weight ``2 * half`` > 0."""
+    acc = 0.0
+    n_bins = counts.shape[0]
+    for b in range(n_bins):
+        acc += counts[b]
+        if acc >= half and counts[b] > 0:
+            if acc == half:
+                for b2 in range(b + 1, n_bins):
+                    if counts[b2] > 0:
+                        return lo + 0.5 * (b + b2)
+            return lo + b
+    return np.nan
+
+
+@njit(nogil=True, cache=True)
+def _histogram_weights(hist):
+    weights = np.zeros(hist.shape[0])
+    for j in range(hist.shape[0]):
+        weights[j] = hist[j, 0].sum()
+    return weights
+
+
 @njit(cache=True)
+def _medians_serial(hist, lo):
+    n_clusters, n_features, _ = hist.shape
+    weights = _histogram_weights(hist)
+    medians = np.full((n_clusters, n_features), np.nan)
+    for j in range(n_clusters):
+        for f in range(n_features):
+            if weights[j] > 0:
+                medians[j, f] = _median_of_bins(hist[j, f], 0.5 * weights[j], lo)
+    return medians, weights
+
+
+@njit(parallel=True, cache=True)
+def _medians_parallel(hist, lo):
+    n_clusters, n_features, _ = hist.shape
+    weights = _histogram_weights(hist)
+    medians = np.full((n_clusters, n_features), np.nan)
+    for r in prange(n_clusters * n_features):
+        j, f = r // n_features, r % n_features
+        if weights[j] > 0:
+            medians[j, f] = _median_of_bins(hist[j, f], 0.5 * weights[j], lo)
+    return medians, weights
+
+
+#: Histogram cells from which :func:`medians_from_histogram` scans its rows in parallel (below, the launch
+#: costs more than it saves: 16 us against 3 us for 8 x 3 x 256 cells).
+PARALLEL_MEDIAN_CELLS = 1 << 16
+
+
 def medians_from_histogram(hist, lo):
     """Weighted medians from :func:`histogram` (definition of :func:`weighted_median`).
+
+    Each (cluster, feature) row is scanned in bin order; wide histograms (at
+    least :data:`PARALLEL_MEDIAN_CELLS` cells: uint16 bands, up to 24 MB read
+    at 1M x 13, k = 32) one row per parallel iteration. The same result either
+    way, whatever the thread count.
 
     Returns
     -------
     medians : (n_clusters, n_features) float64, NaN for clusters of no weight
     weights : (n_clusters,) float64
     """
-    n_clusters, n_features, n_bins = hist.shape
-    medians = np.full((n_clusters, n_features), np.nan)
-    weights = np.zeros(n_clusters)
-    for j in range(n_clusters):
-        weights[j] = hist[j, 0].sum()
-        if weights[j] <= 0:
-            continue
-        half = 0.5 * weights[j]
-        for f in range(n_features):
-            acc = 0.0
-            for b in range(n_bins):
-                acc += hist[j, f, b]
-                if acc >= half and hist[j, f, b] > 0:
-                    medians[j, f] = lo + b
-                    if acc == half:
-                        for b2 in range(b + 1, n_bins):
-                            if hist[j, f, b2] > 0:
-                                medians[j, f] = lo + 0.5 * (b + b2)
-                                break
-                    break
-    return medians, weights
+    if hist.size >= PARALLEL_MEDIAN_CELLS:
+        return _medians_parallel(hist, float(lo))
+    return _medians_serial(hist, float(lo))
 
 
 def weighted_median_hist(X, sample_weight, labels, n_clusters, lo, n_bins):
