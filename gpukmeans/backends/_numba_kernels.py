@@ -22,6 +22,11 @@ guarantees them so that each kernel compiles once per dtype):
   L1-resident buffer, and is compiled once per number of features up to
   :data:`MAX_UNROLLED_FEATURES` (the count is then a constant, so the loads,
   distances and argmin vectorise across points) plus once for any wider data.
+  Its small per-block helpers (load, record, relabel) are inlined into the
+  block loop (numba's ``inline="always"``): as calls, their dozens of array
+  arguments cost as much as their work (1M x 3, k = 8: 0.1-0.15 ms less per
+  assignment inlined; 1M x 13: 5.1 -> 3.6 ms). The argmin stays a call
+  (inlined, it compiled slower at k = 32).
 - Ties in a distance go to the lowest center index.
 """
 
@@ -147,7 +152,7 @@ def feature_token(n_features: int) -> tuple:
     return (0,) * n_features if n_features <= MAX_UNROLLED_FEATURES else ()
 
 
-@njit(nogil=True, cache=True)
+@njit(inline="always")
 def _load_block_flat(xb, m, buf, dims):
     """Transpose the ``m`` rows of one block (``xb``: their values in C order) into ``buf`` (D, _BLOCK).
 
@@ -231,7 +236,7 @@ def _block_argmin(buf, centers, metric, dims, best, best_j, d):
                 best[p] = min(d[p], best[p])
 
 
-@njit(nogil=True, cache=True)
+@njit(inline="always")
 def _block_record(w, unit_weight, labels, m, best, best_j, objective):
     """Add the block's weighted terms to per-lane totals; return the mask of its changed labels.
 
@@ -259,7 +264,7 @@ def _block_sums(buf, w, unit_weight, m, best_j, dims, sums):
         sums[j, n_features] += wi
 
 
-@njit(nogil=True, cache=True)
+@njit(inline="always")
 def _block_relabel(buf, w, unit_weight, mask, labels, best_j, moves, dims, sums, lo, hist):
     """Write the new labels of the block's changed samples (bits of ``mask``); count them.
 
