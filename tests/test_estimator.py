@@ -231,6 +231,22 @@ def test_several_empty_clusters_take_the_farthest_points_in_order():
     assert_array_equal(km.labels_, [0, 1, 1, 3, 2])
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_farthest_samples_equal_a_stable_sort(seed):
+    """The relocation's selection of the farthest samples (a partition) against a full stable argsort:
+    same samples in the same order, ties to the lowest index, on costs full of ties and weightless -1s."""
+    from gpukmeans._driver import _farthest
+
+    rng = np.random.default_rng(seed)
+    n = [1, 2, 50, 1000, 4097, 20000][seed]
+    costs = rng.integers(0, 6, n).astype(np.float64)  # few distinct values: ties at every threshold
+    costs[rng.random(n) < 0.2] = -1.0  # weightless samples
+    for count in sorted({0, 1, 2, 3, n // 2, n - 1, n}):
+        if 0 <= count <= n:
+            expected = np.argsort(-costs, kind="stable")[:count]
+            assert_array_equal(_farthest(np, costs, count), expected)
+
+
 def test_zero_weight_samples_are_not_relocated_first():
     X = np.array([[0.0], [1.0], [2.0], [10.0]])
     w = np.array([1.0, 1.0, 1.0, 0.0])  # the farthest sample has no weight
