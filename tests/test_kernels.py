@@ -1170,3 +1170,26 @@ def test_argmin_select_and_masked_store_forms_agree(tmp_path):
             assert_array_equal(other[f"labels{d}_{code}"], labels)
             assert float(other[f"objective{d}_{code}"]) == objective
             assert_array_equal(other[f"sums{d}_{code}"], sums)
+
+
+def test_masked_stores_follows_the_target_cpu(monkeypatch):
+    """MASKED_STORES: from NUMBA_CPU_FEATURES when numba is told a target, else from the host (False if
+    llvmlite cannot read the host's features)."""
+    from llvmlite import binding
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_NAME", "generic")
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    assert K._masked_stores() is False
+    monkeypatch.setattr(config, "CPU_NAME", None)
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+fma")
+    assert K._masked_stores() is True
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-avx512f")
+    assert K._masked_stores() is False
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+
+    def broken():
+        raise RuntimeError("failed to get host CPU features")
+
+    monkeypatch.setattr(binding, "get_host_cpu_features", broken)
+    assert K._masked_stores() is False

@@ -185,7 +185,10 @@ def _masked_stores() -> bool:
 
     if config.CPU_NAME is not None or config.CPU_FEATURES is not None:
         return "+avx512f" in (config.CPU_FEATURES or "").split(",")
-    return bool(binding.get_host_cpu_features().get("avx512f", False))
+    try:
+        return bool(binding.get_host_cpu_features().get("avx512f", False))
+    except Exception:  # llvmlite cannot read the features on some hosts: the select form, correct everywhere
+        return False
 
 
 #: Compile the argmin's index update as a masked store (AVX-512) rather than a select (elsewhere: AVX2 masked
