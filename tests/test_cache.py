@@ -78,6 +78,7 @@ def test_second_process_loads_every_kernel_from_disk():
         "label_counts",
         "histogram",
         "_medians_serial",
+        "_histogram_weights",
         "_medians_parallel",
         "_histogram_moves",
         "integer_range",

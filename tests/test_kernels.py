@@ -642,9 +642,10 @@ def test_histogram_equals_np_add_at(width, weighting):
     # the medians, scanned serially (narrow) or one row per thread (wide), are those of the definition
     assert (hist.size >= K.PARALLEL_MEDIAN_CELLS) == (width == 40000)
     medians, weights = K.medians_from_histogram(hist, 0.0)
-    serial = K._medians_serial(hist, 0.0)
-    assert_array_equal(medians, serial[0])
-    assert_array_equal(weights, serial[1])
+    serial = np.full(hist.shape[:2], np.nan)
+    K._medians_serial(hist, 0.0, weights, serial)
+    assert_array_equal(medians, serial)
+    assert_allclose(weights, [w[labels == j].astype(np.float64).sum() for j in range(k)], rtol=1e-12)
     for j in range(k):
         members = labels == j
         for f in range(d):
