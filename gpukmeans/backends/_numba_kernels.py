@@ -216,27 +216,22 @@ def _block_argmin(buf, centers, metric, dims, best, best_j, d):
         best_j[p] = 0
     for j in range(centers.shape[0]):
         jj = np.int32(j)
-        if len(dims):
-            c = centers[j]
-            for p in range(_BLOCK):
+        c = centers[j]
+        if not len(dims):  # generic: the distances built feature by feature in d
+            _block_distances(buf, centers, j, metric, d)
+        for p in range(_BLOCK):
+            if len(dims):  # compile-time constant: summed in registers
                 acc = buf.dtype.type(0)
                 for f in range(len(dims)):
                     acc = _term(metric, acc, c[f] - buf[f, p])
-                if MASKED_STORES:  # compile-time constant; written out twice: an inlined helper taking the
-                    if acc < best[p]:  # arrays was compiled to calls (60x slower)
-                        best_j[p] = jj
-                else:
-                    best_j[p] = jj if acc < best[p] else best_j[p]
-                best[p] = min(acc, best[p])
-        else:
-            _block_distances(buf, centers, j, metric, d)
-            for p in range(_BLOCK):
-                if MASKED_STORES:
-                    if d[p] < best[p]:
-                        best_j[p] = jj
-                else:
-                    best_j[p] = jj if d[p] < best[p] else best_j[p]
-                best[p] = min(d[p], best[p])
+            else:
+                acc = d[p]
+            if MASKED_STORES:  # compile-time constant too
+                if acc < best[p]:
+                    best_j[p] = jj
+            else:
+                best_j[p] = jj if acc < best[p] else best_j[p]
+            best[p] = min(acc, best[p])
 
 
 @njit(inline="always")
