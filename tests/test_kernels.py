@@ -33,6 +33,45 @@ def make(n, d, k, dtype, seed=0, weights="random"):
 
 
 # --------------------------------------------------------------------- helpers
+def test_parallel_kernels_run_only_their_prange_loops():
+    """Every parallel kernel is compiled with ``PRANGE_ONLY``, which keeps numba's array expressions serial.
+
+    With ``parallel=True`` numba makes each ``np.zeros`` and ``a += b`` a parallel
+    region of its own, each a round trip to the thread pool (see ``PRANGE_ONLY``).
+    """
+    from numba import prange
+
+    from gpukmeans.backends import _numba_silhouette
+
+    kernels = [
+        (name, f)
+        for module in (K, _numba_silhouette)
+        for name, f in vars(module).items()
+        if isinstance(f, numba.core.registry.CPUDispatcher) and f.targetoptions.get("parallel")
+    ]
+    assert len(kernels) >= 19  # the assignment, reductions, histograms, medians, silhouette sums...
+    for name, f in kernels:
+        assert f.targetoptions["parallel"] is K.PRANGE_ONLY, name
+
+    def expressions_and_a_prange(x):
+        out = np.zeros(x.shape[0])
+        total = np.zeros(4)
+        for i in prange(x.shape[0]):
+            out[i] = 2.0 * x[i]
+        for _ in range(3):
+            total += out[:4]
+        return out, total
+
+    counts = {}
+    for option in (True, K.PRANGE_ONLY):
+        f = numba.njit(parallel=option)(expressions_and_a_prange)
+        out, total = f(np.arange(10.0))
+        assert_array_equal(out, 2.0 * np.arange(10.0))
+        assert_array_equal(total, 3 * out[:4])
+        counts[option is True] = f.overloads[f.signatures[0]].metadata["parfor_diagnostics"].count_parfors()
+    assert counts == {True: 4, False: 1}  # plain parallel=True: the two zeros and the += are parallel loops too
+
+
 def test_n_chunks_for():
     assert K.n_chunks_for(1) == 1
     assert K.n_chunks_for(4095) == 1

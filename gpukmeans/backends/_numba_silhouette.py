@@ -40,6 +40,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._numba_kernels import PRANGE_ONLY
+
 
 @njit(inline="always")
 def _term(metric, acc, diff):
@@ -127,7 +129,7 @@ def _pairwise_range(Xq, q_labels, Y, w, offsets, cluster_w, metric, start, stop,
                 _fold(j, cluster_w[j], acc[p], q_labels[b0 + p], own, nearest, b0 + p)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def pairwise_cluster_sums(Xq, q_labels, Y, w, offsets, cluster_w, metric):
     """Silhouette sums by brute force (all pairs, tiled), reduced straight per cluster.
 
@@ -215,7 +217,7 @@ def _build_segment(Y, w, lo, hi, f, s0, vals, cum_w, cum_p):
     return n, shift
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def build_sorted(Y, w, offsets):
     """Per (cluster, band) sorted merged values with prefix sums of weights and weighted values.
 
@@ -294,7 +296,7 @@ def _sorted_range(Xq, q_labels, cluster_w, vals, cum_w, cum_p, starts, lengths, 
             _fold(j, cluster_w[j], acc, q_labels[u], own, nearest, u)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def sorted_cluster_sums(Xq, q_labels, cluster_w, vals, cum_w, cum_p, starts, lengths, shifts):
     """Silhouette sums for manhattan from the :func:`build_sorted` tables.
 
