@@ -66,7 +66,7 @@ def test_second_process_loads_every_kernel_from_disk():
     for name in (
         "assign_kernel",
         "pairwise",
-        "point_costs",
+        "point_costs_kernel",
         "cluster_objectives_kernel",
         "weighted_sums",
         "weighted_median",

@@ -256,8 +256,9 @@ def test_assign_is_independent_of_thread_count():
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("code", CODES)
 @pytest.mark.parametrize("n", (1, 63, 200, 3 * 4096 + 37))
-def test_point_costs(n, code, dtype):
-    X, C, _ = make(n, 3, 4, dtype)
+@pytest.mark.parametrize("d", (3, 13, K.MAX_UNROLLED_FEATURES + 4))  # compile-time feature counts, and generic
+def test_point_costs(n, d, code, dtype):
+    X, C, _ = make(n, d, 4, dtype)
     labels = np.random.default_rng(n).integers(0, 4, n).astype(np.int32)
     out = K.point_costs(X, C, code, labels)
     assert out.shape == (n,)

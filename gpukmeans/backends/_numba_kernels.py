@@ -647,7 +647,30 @@ def pairwise(X, centers, metric):
     return out
 
 
+@njit(nogil=True, cache=True)
+def _point_costs_range(X, centers, metric, labels, start, stop, dims, out):
+    """``out[i]`` = term between ``X[i]`` and ``centers[labels[i]]`` for ``start <= i < stop``."""
+    n_features = len(dims) if len(dims) else X.shape[1]
+    for i in range(start, stop):
+        j = labels[i]
+        acc = X.dtype.type(0)
+        for f in range(n_features):
+            acc = _term(metric, acc, X[i, f] - centers[j, f])
+        out[i] = acc
+
+
 @njit(parallel=PRANGE_ONLY, cache=True)
+def point_costs_kernel(X, centers, metric, labels, dims):
+    """See :func:`point_costs`; ``dims`` from :func:`feature_token`."""
+    n_samples = X.shape[0]
+    out = np.empty(n_samples, dtype=X.dtype)
+    n_chunks = n_chunks_for(n_samples)
+    for c in prange(n_chunks):
+        start, stop = _chunk(n_samples, n_chunks, c)
+        _point_costs_range(X, centers, metric, labels, start, stop, dims, out)
+    return out
+
+
 def point_costs(X, centers, metric, labels):
     """Objective term between each sample and its own center ``centers[labels[i]]``.
 
@@ -655,15 +678,7 @@ def point_costs(X, centers, metric, labels):
     -------
     out : (n_samples,) array, dtype of X
     """
-    n_samples, n_features = X.shape
-    out = np.empty(n_samples, dtype=X.dtype)
-    for i in prange(n_samples):
-        j = labels[i]
-        acc = X.dtype.type(0)
-        for f in range(n_features):
-            acc = _term(metric, acc, X[i, f] - centers[j, f])
-        out[i] = acc
-    return out
+    return point_costs_kernel(X, centers, metric, labels, feature_token(X.shape[1]))
 
 
 _SLOTS = 4  # accumulators per (set, cluster): consecutive samples of one cluster add to different ones
