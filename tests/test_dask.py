@@ -191,10 +191,13 @@ def test_median_midpoint_rule_on_exact_half(client):
 def test_empty_cluster_is_relocated_as_in_memory(client, monkeypatch, metric):
     """Relocation patches a copy of the labels; with the median, its histograms are counted afresh for it."""
     from gpukmeans import _driver
+    from gpukmeans.distributed import _backend
 
-    calls = []
+    calls, top = [], []
     original = _driver._relocate_empty_clusters
     monkeypatch.setattr(_driver, "_relocate_empty_clusters", lambda *a: calls.append(1) or original(*a))
+    top_m = _backend._TopK.__getitem__
+    monkeypatch.setattr(_backend._TopK, "__getitem__", lambda self, key: top.append(key) or top_m(self, key))
     X = blobs(N, 2, 4, seed=5)
     if metric == "manhattan":  # integer-valued: histogram medians that ride with the assignments
         X = np.round(X * 8)
@@ -204,6 +207,7 @@ def test_empty_cluster_is_relocated_as_in_memory(client, monkeypatch, metric):
     n_ref = len(calls)
     ours = KMeans(5, metric=metric, init=init).fit(as_dask(X, CHUNKINGS["ragged"]))
     assert n_ref >= 1 and len(calls) == 2 * n_ref
+    assert len(top) == n_ref  # the farthest samples found per chunk, on the workers, not on the client
     assert_same_fit(ours, ref)
     assert np.unique(ours.labels_.compute()).size == 5
 
