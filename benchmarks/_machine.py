@@ -24,6 +24,8 @@ import time
 import numpy as np
 from numba import njit, prange
 
+from gpukmeans.backends._numba_kernels import PRANGE_ONLY
+
 # ----------------------------------------------------------------- description
 
 _LIBRARIES = ("gpukmeans", "numpy", "numba", "sklearn", "faiss", "torch", "cupy", "threadpoolctl", "matplotlib")
@@ -178,9 +180,14 @@ def _sum_range(a, start, stop):
     return acc
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PRANGE_ONLY, cache=True)
 def _parallel_sum(a):
-    """Sum of a float32 vector over all of numba's threads (64 chunks), vectorised."""
+    """Sum of a float32 vector over all of numba's threads (64 chunks), vectorised.
+
+    One parallel region per call, as in the kernels (``PRANGE_ONLY``): with
+    plain ``parallel=True`` the ``np.zeros`` and the final sum were regions too,
+    and each can wait for a wake-up of the pool, which small arrays then measure.
+    """
     n = a.shape[0]
     parts = 64
     out = np.zeros(parts, dtype=np.float32)
