@@ -210,6 +210,17 @@ def case_data(case: Case) -> tuple[np.ndarray, np.ndarray]:
     return X, initial_centers(X, case.k)
 
 
+def converged(km) -> bool:
+    """Whether a gpukmeans fit stopped on convergence (``tol=0``: no label changed, or no center moved).
+
+    Also true when it did so in its last allowed iteration, which the
+    iteration count alone does not show; the report marks such fits, since
+    their marginal iteration then includes the once-per-fit convergence check.
+    """
+    last = km.history_[-1] if km.history_ else None
+    return bool(last is not None and (last["n_changed"] == 0 or last["center_shift"] <= 0.0))
+
+
 def record(benchmark, case: Case, library: str, n_iter_asked: int, n_iter: int, group: str = "", **extra) -> None:
     """Group the case with its peers and record what was measured (``n_iter``: iterations really run)."""
     benchmark.group = f"lloyd {case.id.rsplit('-', 2)[0]}{group}"

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 import pytest
-from _common import ROUNDS, SMOKE, case_data, gpu_cases, import_or_skip, record, with_iterations
+from _common import ROUNDS, SMOKE, case_data, converged, gpu_cases, import_or_skip, record, with_iterations
 
 CASES = gpu_cases()
 
@@ -89,7 +89,16 @@ def test_gpukmeans_cuda(benchmark, case, n_iter):
         return km
 
     km = benchmark.pedantic(fit, rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    _record(benchmark, case, "gpukmeans", n_iter, km.n_iter_, pool_bytes=pool.total_bytes(), objective=km.inertia_)
+    _record(
+        benchmark,
+        case,
+        "gpukmeans",
+        n_iter,
+        km.n_iter_,
+        pool_bytes=pool.total_bytes(),
+        objective=km.inertia_,
+        converged=converged(km),
+    )
 
 
 @pytest.mark.gpu

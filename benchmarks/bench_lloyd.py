@@ -46,7 +46,7 @@ import os
 
 import numpy as np
 import pytest
-from _common import ROUNDS, Case, case_data, cpu_cases, import_or_skip, record, with_iterations
+from _common import ROUNDS, Case, case_data, converged, cpu_cases, import_or_skip, record, with_iterations
 from _machine import PeakRSS
 
 CASES = cpu_cases()
@@ -89,6 +89,7 @@ def test_gpukmeans(benchmark, case, n_iter):
         threads=numba.get_num_threads(),
         objective=km.inertia_,
         history_ms_per_iter=float(np.median([h["time"] for h in km.history_]) * 1e3),
+        converged=converged(km),
     )
 
 

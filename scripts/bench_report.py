@@ -511,7 +511,9 @@ def cases_section(run: Run) -> str:
         "## gpukmeans on the CPU, every case\n",
         "`ms/iter`: marginal time of one Lloyd iteration. `vs euclidean`: ms/iter over the euclidean/mean "
         "ms/iter of the same case. `floor`: bytes of X / read bandwidth measured at that size (or `2nkd` / GEMM "
-        "peak when larger, marked G). `fit`: end-to-end `fit` of the long run, seconds (iterations). "
+        "peak when larger, marked G). `fit`: end-to-end `fit` of the long run, seconds (iterations; "
+        "`converged` when it stopped on convergence, also in its last iteration: its marginal then includes "
+        "that stop once, for the guarded update a comparison of its candidates on every sample). "
         "`set-up ms`: the part of a fit that does not scale with the iterations (short fit minus its iterations: "
         "validation, buffers, the final assignment). `peak MB`: extra resident memory during the fits. "
         "Peers are euclidean only: their columns are filled on the euclidean/mean rows "
@@ -531,7 +533,7 @@ def cases_section(run: Run) -> str:
             fl, bound = run.floor(i)
             sk = run.best_peer("scikit-learn", cid)
             fa = run.best_peer("faiss", cid)
-            conv = "" if r["n_iter"] == i["n_iter_requested"] else ", converged"
+            conv = ", converged" if r["n_iter"] < i["n_iter_requested"] or i.get("converged") else ""
             rows.append(
                 [
                     f"{nfmt(i['n_samples'])} x {i['n_features']}, k={i['n_clusters']}, {i['dtype']}",

@@ -211,3 +211,39 @@ def test_paired_rounds_give_the_ratio_of_the_medians_and_the_targets(report):
     gu = targets["chebyshev (guarded update) within 1.5x of euclidean, paired rounds"]
     assert gu[2] == f"{gu_ratio:.2f}x" and gu[3] == ("met" if gu_ratio <= 1.5 else "MISSED")
     assert (sk[3], gu[3]) == ("met", "MISSED")
+
+
+def test_a_long_fit_that_converged_in_its_last_iteration_is_marked(report):
+    """``converged`` in the long fit's record: marked even when it ran every iteration asked (12 of 12)."""
+
+    def fit(update, n_iter, median, converged):
+        info = {
+            "data": "pixels",
+            "n_samples": 1_000_000,
+            "n_features": 3,
+            "n_clusters": 8,
+            "dtype": "float32",
+            "metric": "chebyshev" if update == "guarded" else "euclidean",
+            "update": update,
+            "device": "cpu",
+            "library": "gpukmeans",
+            "case": f"pixels-1Mx3-k8-float32-{'chebyshev' if update == 'guarded' else 'euclidean'}-{update}",
+            "n_iter_requested": n_iter,
+            "n_iter": n_iter,
+            "x_bytes": 12_000_000,
+            "converged": converged,
+        }
+        stats = {"median": median, "iqr": 0.0, "rounds": 7}
+        return {"name": f"test_gpukmeans[{info['case']}-{n_iter}]", "extra_info": info, "stats": stats}
+
+    doc = {
+        "benchmarks": [
+            fit("mean", 2, 0.010, False),
+            fit("mean", 12, 0.025, False),
+            fit("guarded", 2, 0.012, False),
+            fit("guarded", 12, 0.040, True),
+        ]
+    }
+    text = report.cases_section(report.Run(doc, "synthetic.json"))
+    assert _row(text, "1M x 3, k=8, float32", "euclidean/mean")[6] == "0.025 (12)"
+    assert _row(text, "1M x 3, k=8, float32", "chebyshev/guarded")[6] == "0.04 (12, converged)"
