@@ -89,16 +89,8 @@ def test_gpukmeans_cuda(benchmark, case, n_iter):
         return km
 
     km = benchmark.pedantic(fit, rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    _record(
-        benchmark,
-        case,
-        "gpukmeans",
-        n_iter,
-        km.n_iter_,
-        pool_bytes=pool.total_bytes(),
-        objective=km.inertia_,
-        converged=converged(km),
-    )
+    facts = {"pool_bytes": pool.total_bytes(), "objective": km.inertia_, "converged": converged(km)}
+    _record(benchmark, case, "gpukmeans", n_iter, km.n_iter_, **facts)
 
 
 @pytest.mark.gpu
