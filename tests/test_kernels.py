@@ -270,7 +270,7 @@ def test_point_costs(n, d, code, dtype):
 # ---------------------------------------------------------- cluster_objectives
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("code", CODES)
-@pytest.mark.parametrize("n, d", ((1, 3), (200, 3), (3 * 4096 + 37, 3), (5000, 11)))
+@pytest.mark.parametrize("n, d", ((1, 3), (200, 3), (3 * 4096 + 37, 3), (5000, 11), (300, 40)))
 @pytest.mark.parametrize("repeats", (False, True), ids=("distinct", "repeated"))
 def test_cluster_objectives(n, d, code, dtype, repeats):
     k, n_sets = 4, 3
@@ -292,6 +292,62 @@ def test_cluster_objectives(n, d, code, dtype, repeats):
             members = labels == j
             expected[s, j] = w[members].astype(np.float64) @ terms[members, j]
     assert_allclose(out, expected, rtol=rtol_for(dtype) * 5, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("d", (1, 3, 16, 17, 40))  # up to 16: unrolled feature loop; above: the generic one
+@pytest.mark.parametrize("n_sets", (1, 3, 4, 6))  # 6: two passes of the four vector lanes
+@pytest.mark.parametrize("stride", (1, 3))
+def test_cluster_objectives_bit_for_bit(d, code, dtype, n_sets, stride):
+    """The vector lanes give the scalar code's values exactly: the same operations in the same order.
+
+    One chunk (n < 2 * 4096): each sample's term is built feature by feature in
+    X's dtype, weighted in float64 and added to its (cluster, slot) accumulator
+    in sample order; the four slots are then added in order.
+    """
+    from gpukmeans.backends._base import SAMPLE_RUN
+
+    n, k = 3000, 5
+    X, _, w = make(n, d, k, dtype, seed=d)
+    rng = np.random.default_rng(d + 10 * code)
+    labels = rng.integers(0, k, n).astype(np.int32)
+    candidates = rng.normal(size=(n_sets, k, d)).astype(dtype)
+    out = K.cluster_objectives(X, w, labels, candidates, code, stride)
+    index = np.flatnonzero((np.arange(n) // SAMPLE_RUN) % stride == 0)
+    expected = np.zeros((n_sets, k))
+    for s in range(n_sets):
+        acc = np.zeros(index.size, dtype)
+        for f in range(d):
+            diff = X[index, f] - candidates[s, labels[index], f]
+            term = diff * diff if code == 0 else np.abs(diff)
+            acc = np.maximum(acc, term) if code == 2 else acc + term
+        slots = np.zeros((k, 4))
+        np.add.at(slots, (labels[index], index % 4), w[index].astype(np.float64) * acc.astype(np.float64))
+        for j in range(k):
+            for slot in range(4):
+                expected[s, j] += slots[j, slot]
+    assert_array_equal(out, expected)
+
+
+def test_add_terms_rejects_arrays_it_cannot_read_as_vectors():
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from gpukmeans.backends._lanes import LANES, add_terms
+
+    @njit
+    def call(X, lanes, out):
+        add_terms(2, X, 0, 1.0, lanes, 0, 0, out, (0, 0))
+
+    X = np.zeros((4, 4), np.float32)
+    call(X[:, :2].copy(), np.zeros((1, 2, LANES), np.float32), np.zeros((1, 1, LANES)))  # contiguous: accepted
+    with pytest.raises(TypingError, match="C-contiguous 2-D float"):
+        call(X[:, :2], np.zeros((1, 2, LANES), np.float32), np.zeros((1, 1, LANES)))
+    with pytest.raises(TypingError, match="dtype"):
+        call(X[:, :2].copy(), np.zeros((1, 2, LANES)), np.zeros((1, 1, LANES)))
+    with pytest.raises(TypingError, match="float64"):
+        call(X[:, :2].copy(), np.zeros((1, 2, LANES), np.float32), np.zeros((1, 1, LANES), np.float32))
 
 
 def test_cluster_objectives_hand_example():
