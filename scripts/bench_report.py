@@ -419,6 +419,9 @@ def targets_section(run: Run) -> str:
 PAIRED_TARGETS = {
     "scikit-learn/euclidean": ("euclidean >= 4x faster than scikit-learn, paired rounds", lambda r: r >= 4),
     "guarded/euclidean": ("chebyshev (guarded update) within 1.5x of euclidean, paired rounds", lambda r: r <= 1.5),
+    "median/euclidean": ("manhattan (median update) within 1.5x of euclidean, paired rounds", lambda r: r <= 1.5),
+    "manhattan-mean/euclidean": ("manhattan (mean update) within 1.5x of euclidean, paired rounds", lambda r: r <= 1.5),
+    "chebyshev-mean/euclidean": ("chebyshev (mean update) within 1.5x of euclidean, paired rounds", lambda r: r <= 1.5),
 }
 
 

@@ -213,6 +213,22 @@ def test_paired_rounds_give_the_ratio_of_the_medians_and_the_targets(report):
     assert (sk[3], gu[3]) == ("met", "MISSED")
 
 
+def test_every_pair_of_the_paired_benchmark_has_its_target(report, monkeypatch):
+    """Each pair that bench_paired.py times is judged against a target in the report, and only those."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # bench_paired imports the suite's _common
+    spec = importlib.util.spec_from_file_location("bench_paired", ROOT / "benchmarks" / "bench_paired.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.PAIRS) == set(report.PAIRED_TARGETS)
+    for pair, side in module.PAIRS.items():
+        target = report.PAIRED_TARGETS[pair][0]
+        if side is None:
+            assert "scikit-learn" in target
+        else:
+            metric, update = side
+            assert target.startswith(f"{metric} ({update} update) within 1.5x of euclidean")
+
+
 def test_a_long_fit_that_converged_in_its_last_iteration_is_marked(report):
     """``converged`` in the long fit's record: marked even when it ran every iteration asked (12 of 12)."""
 
