@@ -20,6 +20,10 @@ The results are the scalar code's, bit for bit: each lane does the same IEEE
 operations in the same order as :func:`gpukmeans.backends._numba_kernels._term`
 (no fused multiply-add, no reassociation; ``max`` as a compare and select,
 which equals numba's ``max`` on the finite values the estimator admits).
+
+numba's on-disk cache keys each kernel on the source file that defines it, not
+on the files it calls into: after editing this module, clear the cache (or
+touch ``_numba_kernels.py``), or the kernels keep their old code.
 """
 
 from __future__ import annotations
