@@ -330,6 +330,16 @@ def test_cluster_objectives_bit_for_bit(d, code, dtype, n_sets, stride):
     assert_array_equal(out, expected)
 
 
+def test_cluster_objectives_computes_in_the_dtype_of_X():
+    """Candidates of another dtype are converted to X's (the terms are X's dtype); no sets, no pass."""
+    X, C, w = make(500, 3, 4, np.float32)
+    labels = np.random.default_rng(0).integers(0, 4, 500).astype(np.int32)
+    wide = np.stack([C, C + 0.1]).astype(np.float64) + 1e-9  # not representable in float32
+    expected = K.cluster_objectives(X, w, labels, wide.astype(np.float32), 2)
+    assert_array_equal(K.cluster_objectives(X, w, labels, wide, 2), expected)
+    assert K.cluster_objectives(X, w, labels, wide[:0], 2).shape == (0, 4)
+
+
 def test_add_terms_rejects_arrays_it_cannot_read_as_vectors():
     from numba import njit
     from numba.core.errors import TypingError

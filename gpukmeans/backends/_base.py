@@ -148,7 +148,7 @@ class Backend(Protocol):
     ) -> Array:
         """Per-cluster weighted objective of ``(n_sets, n_clusters, n_features)`` candidate centers.
 
-        Returns ``(n_sets, n_clusters)`` float64 NumPy, in one pass over ``X``:
+        Returns ``(n_sets, n_clusters)`` float64 NumPy, in one pass over ``X`` (for the guarded update's three sets):
         ``out[s, j]`` sums ``w_i * term(X[i], candidates[s, j])`` over the samples
         ``i`` labelled ``j`` of the systematic sample :func:`sample_rows` (every
         ``stride``-th run of :data:`SAMPLE_RUN` samples; 1: all of them).

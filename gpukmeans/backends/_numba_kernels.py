@@ -750,7 +750,8 @@ def cluster_objectives(X, sample_weight, labels, candidates, metric, stride=1):
     X : (n_samples, n_features) array
     sample_weight : (n_samples,) array
     labels : (n_samples,) int32
-    candidates : (n_sets, n_clusters, n_features) array, dtype of X
+    candidates : (n_sets, n_clusters, n_features) array
+        Converted to X's dtype (the terms are computed in it).
     metric : int
     stride : int, default=1
         Sum over the systematic sample of every ``stride``-th run of
@@ -762,12 +763,15 @@ def cluster_objectives(X, sample_weight, labels, candidates, metric, stride=1):
     out : (n_sets, n_clusters) float64
         ``out[s, j] = sum_{i in sample, labels[i] == j} w_i * term(X[i], candidates[s, j])``.
     """
+    candidates = np.ascontiguousarray(candidates, dtype=X.dtype)  # the terms are computed in X's dtype
     stride, token = max(1, int(stride)), feature_token(X.shape[1])
     passes = [
         cluster_objectives_kernel(X, sample_weight, labels, candidates[g : g + LANES], metric, stride, token)
         for g in range(0, candidates.shape[0], LANES)
     ]
-    return np.concatenate(passes) if len(passes) != 1 else passes[0]
+    if len(passes) == 1:
+        return passes[0]
+    return np.concatenate(passes) if passes else np.zeros((0, candidates.shape[1]))
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
