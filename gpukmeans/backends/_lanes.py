@@ -38,21 +38,6 @@ from numba.extending import intrinsic
 LANES = 4
 
 
-def _element_pointer(context, builder, array_type, array, indices):
-    """Pointer to ``array[indices]`` (non-negative indices: no wraparound)."""
-    struct = context.make_array(array_type)(context, builder, array)
-    return cgutils.get_item_pointer2(
-        context,
-        builder,
-        data=struct.data,
-        shape=cgutils.unpack_tuple(builder, struct.shape),
-        strides=cgutils.unpack_tuple(builder, struct.strides),
-        layout=array_type.layout,
-        inds=indices,
-        wraparound=False,
-    )
-
-
 def _splat(builder, value):
     """A vector of ``LANES`` copies of the scalar ``value``."""
     vector = ir.VectorType(value.type, LANES)
@@ -93,16 +78,19 @@ def _emit_add_terms(metric, context, builder, sig, args):
     fabs_name = f"llvm.fabs.v{LANES}f{x_type.dtype.bitwidth}"
     fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector]), fabs_name)
     sample = context.cast(builder, i_value, i_type, types.intp)
-    row = _element_pointer(context, builder, x_type, x_value, [sample, zero])
+    x_array, lanes_array, out_array = (
+        context.make_array(t)(context, builder, v)
+        for t, v in ((x_type, x_value), (lanes_type, lanes_value), (out_type, out_value))
+    )
+    row = cgutils.get_item_pointer(context, builder, x_type, x_array, [sample, zero])
     if len(dims_type):  # a constant trip count: LLVM unrolls the loop over features
         n_features = ir.Constant(intp, len(dims_type))
     else:
-        shape = context.make_array(x_type)(context, builder, x_value).shape
-        n_features = cgutils.unpack_tuple(builder, shape)[1]
+        n_features = cgutils.unpack_tuple(builder, x_array.shape)[1]
     acc = cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * LANES))  # promoted to a register
     with cgutils.for_range(builder, n_features) as loop:
         coordinate = builder.load(builder.gep(row, [loop.index]))
-        centers = _element_pointer(context, builder, lanes_type, lanes_value, [cluster, loop.index, zero])
+        centers = cgutils.get_item_pointer(context, builder, lanes_type, lanes_array, [cluster, loop.index, zero])
         candidates = builder.load(builder.bitcast(centers, vector.as_pointer()), align=x_type.dtype.bitwidth // 8)
         diff = builder.fsub(_splat(builder, coordinate), candidates)
         builder.store(_fold(builder, metric, builder.load(acc), diff, fabs), acc)
@@ -113,7 +101,7 @@ def _emit_add_terms(metric, context, builder, sig, args):
     weight = context.cast(builder, weight_value, weight_type, types.float64)
     terms = builder.fmul(_splat(builder, weight), terms)
     slot = context.cast(builder, slot_value, slot_type, types.intp)
-    target = _element_pointer(context, builder, out_type, out_value, [cluster, slot, zero])
+    target = cgutils.get_item_pointer(context, builder, out_type, out_array, [cluster, slot, zero])
     target = builder.bitcast(target, wide.as_pointer())
     builder.store(builder.fadd(builder.load(target, align=8), terms), target, align=8)
     return context.get_dummy_value()

@@ -765,13 +765,12 @@ def cluster_objectives(X, sample_weight, labels, candidates, metric, stride=1):
     """
     candidates = np.ascontiguousarray(candidates, dtype=X.dtype)  # the terms are computed in X's dtype
     stride, token = max(1, int(stride)), feature_token(X.shape[1])
-    passes = [
-        cluster_objectives_kernel(X, sample_weight, labels, candidates[g : g + LANES], metric, stride, token)
-        for g in range(0, candidates.shape[0], LANES)
-    ]
-    if len(passes) == 1:
-        return passes[0]
-    return np.concatenate(passes) if passes else np.zeros((0, candidates.shape[1]))
+    out = np.zeros(candidates.shape[:2])
+    for g in range(0, candidates.shape[0], LANES):
+        out[g : g + LANES] = cluster_objectives_kernel(
+            X, sample_weight, labels, candidates[g : g + LANES], metric, stride, token
+        )
+    return out
 
 
 @njit(parallel=PRANGE_ONLY, cache=True)
