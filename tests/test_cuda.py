@@ -186,25 +186,30 @@ def test_cuda_backend_facts_logic_with_numpy():
 
 
 @pytest.mark.parametrize(
-    "n_sm, smem_sm, shared, expected_per_sm",
+    "n_sm, smem_sm, shared, regs, expected_per_sm",
     [
-        (132, 233_472, 35_936, 6),  # H100, fused assignment at k = 8, d = 3: 6 blocks fit, not 8
-        (132, 233_472, 2_144, 8),  # assignment without sums: capped at 8 per multiprocessor
-        (108, 167_936, 100_000, 1),  # A100, slots larger than half the multiprocessor: one block each
-        (80, 98_304, 200_000, 1),  # more than fits: still one block per multiprocessor (never 0)
+        (132, 233_472, 35_936, 0, 6),  # H100, fused assignment at k = 8, d = 3: 6 blocks fit, not 8
+        (132, 233_472, 35_936, 80, 6),  # 80 registers a thread: 6 blocks' worth too
+        (132, 233_472, 2_144, 0, 8),  # assignment without sums: capped at 8 per multiprocessor
+        (132, 233_472, 2_144, 80, 6),  # ... unless registers hold fewer: 65,536 / (80 x 128) = 6.4
+        (132, 233_472, 2_144, 65, 7),  # registers are given in steps of 8: 65 counts as 72 (7.1 blocks)
+        (108, 167_936, 100_000, 0, 1),  # A100, slots larger than half the multiprocessor: one block each
+        (80, 98_304, 200_000, 255, 1),  # more than fits: still one block per multiprocessor (never 0)
     ],
 )
-def test_cuda_grid_is_one_wave_of_resident_blocks(n_sm, smem_sm, shared, expected_per_sm):
+def test_cuda_grid_is_one_wave_of_resident_blocks(n_sm, smem_sm, shared, regs, expected_per_sm):
     """The accumulating kernels' grid: as many blocks as the multiprocessors hold at once, fewer for small n."""
     from gpukmeans.backends.cuda import _THREADS, CUDABackend
 
     backend = object.__new__(CUDABackend)  # no GPU here: the device attributes are set by hand
-    backend._n_sm, backend._smem_sm = n_sm, smem_sm
-    assert backend._blocks(10**9, shared) == n_sm * expected_per_sm
+    backend._n_sm, backend._smem_sm, backend._regs_sm = n_sm, smem_sm, 65_536
+    assert backend._blocks(10**9, shared, regs) == n_sm * expected_per_sm
     resident = smem_sm // (shared + 1024)  # what the hardware holds (1 KiB reserved per block)
+    if regs:
+        resident = min(resident, 65_536 // (_THREADS * -(-regs // 8) * 8))
     assert expected_per_sm <= max(1, resident)
-    assert backend._blocks(1000, shared) == -(-1000 // _THREADS)  # one block per 128 samples when n is small
-    assert backend._blocks(0, shared) == 1
+    assert backend._blocks(1000, shared, regs) == -(-1000 // _THREADS)  # one block per 128 samples when n is small
+    assert backend._blocks(0, shared, regs) == 1
 
 
 # ------------------------------------------------------------------ GPU
@@ -354,6 +359,38 @@ def test_gpu_kernels_match_cpu_kernels(cp, metric):
     got = gpu.update(cp.asarray(Xi), cp.asarray(wi), ld, 7, "median")
     np.testing.assert_array_equal(got[0], ref[0])
     np.testing.assert_array_equal(got[1], ref[1])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("n_clusters", [6, 11])
+@pytest.mark.parametrize("n_features", [1, 3, 12])
+def test_gpu_assign_reads_consecutive_or_strided_samples_alike(cp, metric, n_features, n_clusters, dtype):
+    """Aligned X and labels: each thread reads 4 consecutive samples as 16-byte vectors (d <= 8); a view at an
+    odd offset, or d > 8, takes samples a grid stride apart. Centers in registers (k <= 8, rows of at most 12
+    bytes) or read from memory. Every way gives the CPU's labels, changes, objective and sums."""
+    from gpukmeans.backends.cuda import CUDABackend
+
+    code = get_metric(metric).code
+    rng = np.random.default_rng(n_features)
+    n = 40_003  # a trip of 4 samples is cut short at the end
+    base = rng.integers(0, 50, (n + 1, n_features)).astype(dtype)  # integer values: every sum is exact
+    C = base[rng.choice(n, n_clusters, replace=False)] + 0.5
+    start = rng.integers(-1, n_clusters, n + 1).astype(np.int32)
+    cpu, gpu = CPUBackend(), CUDABackend()
+    based = cp.asarray(base)
+    # aligned; X offset by one row; labels offset by one
+    for X, Xd, offset in ((base[:-1], based[:-1], 0), (base[1:], based[1:], 0), (base[:-1], based[:-1], 1)):
+        labels = start[: X.shape[0]].copy()
+        lab_d = cp.asarray(start)[1:] if offset else cp.asarray(labels)
+        labels = start[1:].copy() if offset else labels
+        ref = cpu.assign(np.ascontiguousarray(X), np.ones(n, dtype), C, code, labels, True)
+        got = gpu.assign(Xd, cp.ones(n, dtype=dtype), C, code, lab_d, True)
+        np.testing.assert_array_equal(cp.asnumpy(lab_d), labels)
+        assert got[1] == ref[1] > 0
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-12)
+        np.testing.assert_array_equal(got[2], ref[2])
 
 
 @pytest.mark.gpu

@@ -29,6 +29,7 @@ _BLOCKS_PER_SM = 8  # at most this many blocks per multiprocessor in the grid of
 _MAX_D_TEMPLATE = 8  # up to this many features the kernels are specialised on n_features
 _CENTERS_SHARED = 32 * 1024  # centers up to this size are staged in shared memory by assign
 _HIST_BLOCKS = 528  # histogram median: blocks of 512 threads (4 per SM with 48 KiB of counts each)
+_SUM_WARPS = 4  # sum_rows_kernel: warps per block, one column each
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -62,6 +63,7 @@ class CUDABackend(Bindable):
         self._smem_max = int(attributes.get("MaxSharedMemoryPerBlockOptin", 48 * 1024)) - 1024
         self._smem_sm = int(attributes.get("MaxSharedMemoryPerMultiprocessor", 64 * 1024))
         self._n_sm = int(attributes.get("MultiProcessorCount", 1))
+        self._regs_sm = int(attributes.get("MaxRegistersPerMultiprocessor", 65536))
 
     # ------------------------------------------------------------------ arrays
     def asarray(self, a: Any, dtype: Any) -> Any:
@@ -115,27 +117,38 @@ class CUDABackend(Bindable):
 
         return self._fact("integer_range", X, compute)
 
-    def _blocks(self, n: int, shared: int) -> int:
-        """Grid of an accumulating kernel using ``shared`` bytes per block: one wave of resident blocks.
+    def _blocks(self, n: int, shared: int, regs: int = 0) -> int:
+        """Grid of an accumulating kernel using ``shared`` bytes and ``regs`` registers per thread: one wave.
 
         Each block takes a grid-stride share of the samples, so a grid larger than
         what the multiprocessors hold at once would run a second, partial wave
-        (per-thread float64 slots limit the resident blocks). The grid depends on
-        n, the shared memory and the device only, so results are bit-identical
-        run after run on one device.
+        (per-thread float64 slots, or registers, limit the resident blocks). The
+        grid depends on n, the kernel and the device only, so results are
+        bit-identical run after run on one device.
         """
         resident = self._smem_sm // (shared + 1024)  # the driver reserves 1 KiB per block
+        if regs:  # registers are given to warps in steps of 8 per thread
+            resident = min(resident, self._regs_sm // (_THREADS * (-(-regs // 8) * 8)))
         return _grid(n, self._n_sm * max(1, min(_BLOCKS_PER_SM, resident)))
 
     @staticmethod
     def _d_template(d: int) -> int:
         return d if d <= _MAX_D_TEMPLATE else 0
 
-    def _launch(self, file: str, expression: str, grid: int, threads: int, args: tuple, shared: int = 0) -> None:
+    def _kernel(self, file: str, expression: str, shared: int = 0) -> Any:
         if shared > self._smem_max:
             raise MemoryError(f"internal: {shared} bytes of shared memory asked, {self._smem_max} available")
-        fn = kernel(self.xp, file, expression, shared)
-        fn((grid,), (threads,), args, shared_mem=shared)
+        return kernel(self.xp, file, expression, shared)
+
+    def _launch(self, file: str, expression: str, grid: int, threads: int, args: tuple, shared: int = 0) -> None:
+        self._kernel(file, expression, shared)((grid,), (threads,), args, shared_mem=shared)
+
+    def _sum_rows(self, rows: Any) -> np.ndarray:
+        """Column sums of a ``(n_rows, width)`` float64 device array, in row order, as NumPy (one small copy)."""
+        out = self.xp.empty(rows.shape[1], dtype=self.xp.float64)
+        args = (rows, np.int32(rows.shape[0]), np.int32(rows.shape[1]), out)
+        self._launch("kmeans.cu", "sum_rows_kernel", -(-rows.shape[1] // _SUM_WARPS), 32 * _SUM_WARPS, args)
+        return out.get()
 
     def _cluster_ranges(self, n_clusters: int, slots_per_cluster: int) -> list[tuple[int, int]]:
         """Split clusters into ranges whose float64 slots fit in shared memory."""
@@ -175,7 +188,8 @@ class CUDABackend(Bindable):
 
     # ------------------------------------------------------------------ interface
     def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
-        # ``previous`` is a hint this backend does not use: its sums are always recomputed in full
+        # ``previous`` is a hint this backend does not use: its sums are always recomputed in full (moving them
+        # with the relabelled samples measured slower on an H200 while more than 1% of the labels change)
         cp = self.xp
         centers = self.asarray(centers, X.dtype)
         n, d = X.shape
@@ -188,32 +202,24 @@ class CUDABackend(Bindable):
         c_shared = c_bytes <= _CENTERS_SHARED and shared + c_bytes <= self._smem_max
         if c_shared:
             shared += c_bytes
-        grid = self._blocks(n, shared)
-        block_out = cp.empty((grid, 2 + (n_slots if fused else 0)), dtype=cp.float64)
         T, D = _dtype_name(X.dtype), self._d_template(d)
-        args = (
-            X,
-            w,
-            np.int32(has_w),
-            centers,
-            np.int64(n),
-            np.int32(d),
-            np.int32(k),
-            labels,
-            np.int32(fused),
-            np.int32(c_shared),
-            block_out,
-        )
-        self._launch("kmeans.cu", f"assign_kernel<{T}, {metric}, {D}>", grid, _THREADS, args, shared)
-        host = block_out.sum(axis=0).get()  # one reduction, one copy: objective, labels changed, sums
+        fn = self._kernel("kmeans.cu", f"assign_kernel<{T}, {metric}, {D}>", shared)
+        grid = self._blocks(n, shared, fn.num_regs)
+        block_out = cp.empty((grid, 2 + (n_slots if fused else 0)), dtype=cp.float64)
+        # consecutive samples per thread, read as 16-byte vectors, where the kernel is specialised on d
+        grouped = D > 0 and X.data.ptr % 16 == 0 and labels.data.ptr % 16 == 0
+        args = (X, w, np.int32(has_w), centers, np.int64(n), np.int32(d), np.int32(k), labels)
+        args += (np.int32(fused), np.int32(c_shared), np.int32(grouped), block_out)
+        fn((grid,), (_THREADS,), args, shared_mem=shared)
+        host = self._sum_rows(block_out)  # objective, labels changed, sums: one reduction, one copy
+        objective, n_changed = float(host[0]), int(host[1])
         if fused:
-            return float(host[0]), int(host[1]), host[2:].reshape(k, d + 1)
-        objective, n_changed = float(host[0]), host[1]
-        if accumulate:
+            sums = host[2:].reshape(k, d + 1)
+        elif accumulate:
             sums = self._weighted_sums(X, w, has_w, labels, k).get()
         else:
             sums = np.zeros((k, d + 1))
-        return objective, int(n_changed), sums
+        return objective, n_changed, sums
 
     def update(self, X, sample_weight, labels, n_clusters, rule):
         w, has_w = self._weights(sample_weight)

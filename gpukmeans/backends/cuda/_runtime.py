@@ -119,7 +119,7 @@ def expressions(d_values: tuple[int, ...] = tuple(range(9))) -> list[tuple[str, 
     The CPU-only tests compile these with ``nvcc`` (explicitly instantiated) and,
     where NVRTC is installed, through NVRTC with these very name expressions.
     """
-    out = []
+    out = [("kmeans.cu", "sum_rows_kernel")]
     for T in ("float", "double"):
         out.append(("kmeans.cu", f"histogram_kernel<{T}>"))
         for D in d_values:

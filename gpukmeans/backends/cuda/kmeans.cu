@@ -43,6 +43,14 @@ __device__ __forceinline__ T term(T acc, T diff) {
     return maximum(acc, absolute(diff));
 }
 
+// The accumulator after the first coordinate: term(0, diff), which equals the term itself exactly (it is
+// never negative), without the addition of zero that the compiler must otherwise keep.
+template <int METRIC, typename T>
+__device__ __forceinline__ T first_term(T diff) {
+    if (METRIC == 0) return diff * diff;
+    return absolute(diff);
+}
+
 // One sample's coordinates: in registers when D > 0, a pointer into X when D == 0.
 template <typename T, int D>
 struct Row {
@@ -64,12 +72,12 @@ struct Row<T, 0> {
 // Objective term between a sample and one center (squared distance for euclidean).
 template <int METRIC, int D, typename T>
 __device__ __forceinline__ T distance(const Row<T, D>& x, const T* __restrict__ c, int d) {
-    T acc = T(0);
+    T acc = first_term<METRIC>(x[0] - c[0]);  // d >= 1
     if (D > 0) {
 #pragma unroll
-        for (int f = 0; f < (D > 0 ? D : 1); ++f) acc = term<METRIC>(acc, x[f] - c[f]);
+        for (int f = 1; f < (D > 0 ? D : 1); ++f) acc = term<METRIC>(acc, x[f] - c[f]);
     } else {
-        for (int f = 0; f < d; ++f) acc = term<METRIC>(acc, x[f] - c[f]);
+        for (int f = 1; f < d; ++f) acc = term<METRIC>(acc, x[f] - c[f]);
     }
     return acc;
 }
@@ -133,53 +141,202 @@ constexpr int UNROLL = 4;  // samples in flight per thread and loop trip
 // assign: labels[i] = argmin_j term(X[i], centers[j]) (lowest j on ties), one pass over X.
 //   IN  X (n, d), sample_weight (n) [read only if has_weight], centers (k, d)
 //   INOUT labels (n) int32: previous labels in, nearest centers out (written only where they change)
+//   grouped 1: each thread takes UNROLL consecutive samples per trip, read with 16-byte vector loads
+//       (D > 0; X and labels 16-byte aligned); 0: UNROLL samples a grid stride apart
 //   OUT block_out (gridDim.x, 2 + n_slots), per block: the weighted objective, the number of changed
 //       labels, then if accumulate (n_slots = k * (d + 1), else 0) the per-cluster weighted
-//       coordinate sums and, in the last of each cluster's d + 1 slots, the cluster weight
-//       (one array, so that the caller reduces and copies it in one go)
+//       coordinate sums and, in the last of each cluster's d + 1 slots, the cluster weight (one
+//       array, so that the caller reduces and copies it in one go)
 // Shared memory: red (blockDim.x doubles), slots (blockDim.x * (n_slots | 1) doubles if
 // accumulate), centers (k * d T) if centers_in_shared.
-// Each thread takes UNROLL samples per trip (grid-stride), loads them first, then runs the centers
-// in the outer loop: one read of a center's coordinates serves UNROLL samples (register blocking).
+// Each thread loads the UNROLL samples of its next trip before it measures those of the current one
+// (the loads overlap the arithmetic), and runs the centers in the outer loop: one read of a center's
+// coordinates serves UNROLL samples (register blocking). With at most SMALL_K centers of few
+// coordinates (Small<T, D>), the centers are held in registers for the whole kernel, and the loop is
+// compiled once per case of (weighted, accumulate), so that no sample tests them.
 namespace gk {
 
-template <typename T, int METRIC, int D>
-__device__ __forceinline__ void nearest(const Row<T, D> (&x)[UNROLL], const T* __restrict__ C, int d, int k,
+static_assert(UNROLL == 4, "a trip's labels are read as one int4");
+
+constexpr int SMALL_K = 8;  // centers held in registers: up to this many,
+
+template <typename T, int D>
+struct Small {  // of up to 12 bytes each (float pixels: d <= 3)
+    static constexpr bool value = D > 0 && D * sizeof(T) <= 12;
+};
+
+// The UNROLL samples of a trip and their previous labels: `first`, then `first + u * inner` (grouped:
+// inner = 1, read as 16-byte vectors when the whole trip is in X). A sample past the end reads as a copy
+// of sample `first` (< n), ignored by the caller.
+template <typename T, int D>
+__device__ __forceinline__ void load_trip(const T* __restrict__ X, const int* __restrict__ labels, long long n,
+                                          int d, long long first, long long inner, int grouped,
+                                          Row<T, D> (&x)[UNROLL], int (&old)[UNROLL]) {
+    if constexpr (D > 0) {
+        if (grouped && first + UNROLL <= n) {
+            constexpr int NV = UNROLL * D * (int)sizeof(T) / 16;  // UNROLL rows: a multiple of 16 bytes
+            union {
+                int4 q[NV];
+                T v[UNROLL * D];
+            } rows;
+            const int4* src = reinterpret_cast<const int4*>(X + first * D);
+#pragma unroll
+            for (int q = 0; q < NV; ++q) rows.q[q] = src[q];
+            const int4 lab = *reinterpret_cast<const int4*>(labels + first);
+#pragma unroll
+            for (int u = 0; u < UNROLL; ++u)
+#pragma unroll
+                for (int f = 0; f < D; ++f) x[u].v[f] = rows.v[u * D + f];
+            old[0] = lab.x;
+            old[1] = lab.y;
+            old[2] = lab.z;
+            old[3] = lab.w;
+            return;
+        }
+    }
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+        const long long i = first + u * inner;
+        x[u].load(X, i < n ? i : first, d);
+        old[u] = i < n ? labels[i] : 0;
+    }
+}
+
+// Fold center j (coordinates c) into the running nearest center of each sample of the trip.
+template <typename T, int METRIC, int D, typename C>
+__device__ __forceinline__ void try_center(const Row<T, D> (&x)[UNROLL], const C& c, int j, int d,
+                                           T (&best)[UNROLL], int (&best_j)[UNROLL]) {
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u) {
+        T acc = first_term<METRIC>(x[u][0] - c[0]);
+        if (D > 0) {
+#pragma unroll
+            for (int f = 1; f < (D > 0 ? D : 1); ++f) acc = term<METRIC>(acc, x[u][f] - c[f]);
+        } else {
+            for (int f = 1; f < d; ++f) acc = term<METRIC>(acc, x[u][f] - c[f]);
+        }
+        if (acc < best[u]) {
+            best[u] = acc;
+            best_j[u] = j;
+        }
+    }
+}
+
+// The centers as the nearest-center search reads them: registers (SMALL: k <= SMALL_K, every center
+// loaded once per thread) or a pointer to shared or global memory.
+template <typename T, int D, bool SMALL>
+struct Centers {
+    const T* p;
+    __device__ __forceinline__ Centers(const T* C, int, int) : p(C) {}
+};
+
+template <typename T, int D>
+struct Centers<T, D, true> {
+    T c[SMALL_K][D];
+    __device__ __forceinline__ Centers(const T* C, int d, int k) {
+#pragma unroll
+        for (int j = 0; j < SMALL_K; ++j)
+#pragma unroll
+            for (int f = 0; f < D; ++f) c[j][f] = j < k ? C[j * D + f] : T(0);
+    }
+};
+
+template <typename T, int METRIC, int D, bool SMALL>
+__device__ __forceinline__ void nearest(const Row<T, D> (&x)[UNROLL], const Centers<T, D, SMALL>& C, int d, int k,
                                         T (&best)[UNROLL], int (&best_j)[UNROLL]) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
         best[u] = inf_value<T>();
         best_j[u] = 0;
     }
-    if (D > 0) {
-        constexpr int DD = D > 0 ? D : 1;
+    if constexpr (SMALL) {
+#pragma unroll
+        for (int j = 0; j < SMALL_K; ++j)
+            if (j < k) try_center<T, METRIC, D>(x, C.c[j], j, d, best, best_j);
+    } else if constexpr (D > 0) {
         for (int j = 0; j < k; ++j) {
-            T c[DD];
+            T c[D];
 #pragma unroll
-            for (int f = 0; f < DD; ++f) c[f] = C[j * DD + f];
-#pragma unroll
-            for (int u = 0; u < UNROLL; ++u) {
-                T acc = T(0);
-#pragma unroll
-                for (int f = 0; f < DD; ++f) acc = term<METRIC>(acc, x[u][f] - c[f]);
-                if (acc < best[u]) {
-                    best[u] = acc;
-                    best_j[u] = j;
-                }
-            }
+            for (int f = 0; f < D; ++f) c[f] = C.p[j * D + f];
+            try_center<T, METRIC, D>(x, c, j, d, best, best_j);
         }
     } else {
-        for (int j = 0; j < k; ++j) {
+        for (int j = 0; j < k; ++j) try_center<T, METRIC, D>(x, C.p + j * d, j, d, best, best_j);
+    }
+}
+
+// The sample loop of assign; adds to objective and changed. W and A: whether the samples are weighted
+// and their sums accumulated, 0 or 1, or 2 to read it from has_weight and accumulate at each sample.
+template <typename T, int METRIC, int D, bool SMALL, int W, int A>
+__device__ __forceinline__ void assign_samples(const T* __restrict__ X, const T* __restrict__ sample_weight,
+                                               int has_weight, const Centers<T, D, SMALL>& C, long long n, int d,
+                                               int k, int* __restrict__ labels, int accumulate, int grouped,
+                                               double* my, double& objective, unsigned int& changed) {
+    const bool WEIGHTED = W == 2 ? has_weight != 0 : W == 1;
+    const bool ACCUMULATE = A == 2 ? accumulate != 0 : A == 1;
+    const long long step = (long long)gridDim.x * blockDim.x;
+    const long long tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long long inner = grouped ? 1 : step;  // between the samples of one trip
+    long long first = grouped ? UNROLL * tid : tid;
+    // small rows: the next trip is read before this one is measured (wide rows would double the registers)
+    constexpr bool PREFETCH = D > 0 && D * sizeof(T) <= 16;
+    Row<T, D> x[UNROLL];
+    int old[UNROLL];
+    if (PREFETCH && first < n) load_trip<T, D>(X, labels, n, d, first, inner, grouped, x, old);
+    for (; first < n; first += UNROLL * step) {
+        Row<T, D> x_next[UNROLL];
+        int old_next[UNROLL];
+        const long long next = first + UNROLL * step;
+        if (!PREFETCH)
+            load_trip<T, D>(X, labels, n, d, first, inner, grouped, x, old);
+        else if (next < n)
+            load_trip<T, D>(X, labels, n, d, next, inner, grouped, x_next, old_next);
+        T best[UNROLL];
+        int best_j[UNROLL];
+        nearest<T, METRIC, D, SMALL>(x, C, d, k, best, best_j);
+        const bool whole = first + (UNROLL - 1) * inner < n;  // every sample of the trip is in X
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u) {
+            const long long i = first + u * inner;
+            if (whole || i < n) {
+                const int j = best_j[u];
+                const double wi = WEIGHTED ? (double)sample_weight[i] : 1.0;
+                objective += WEIGHTED ? wi * (double)best[u] : (double)best[u];
+                if (old[u] != j) {
+                    ++changed;
+                    labels[i] = j;
+                }
+                if (ACCUMULATE) add_row(my + j * (d + 1), x[u], wi, d, WEIGHTED);
+            }
+        }
+        if (PREFETCH) {
 #pragma unroll
             for (int u = 0; u < UNROLL; ++u) {
-                T acc = distance<METRIC, D>(x[u], C + j * d, d);
-                if (acc < best[u]) {
-                    best[u] = acc;
-                    best_j[u] = j;
-                }
+                x[u] = x_next[u];
+                old[u] = old_next[u];
             }
         }
     }
+}
+
+// The sample loop compiled once per case of (weighted, accumulate) where the centers are in registers (no
+// sample tests them); otherwise once, testing them (fewer registers: more resident blocks).
+template <typename T, int METRIC, int D, bool SMALL>
+__device__ __forceinline__ void assign_cases(const T* __restrict__ X, const T* __restrict__ sample_weight,
+                                             int has_weight, const T* __restrict__ C, long long n, int d, int k,
+                                             int* __restrict__ labels, int accumulate, int grouped, double* my,
+                                             double& objective, unsigned int& changed) {
+    const Centers<T, D, SMALL> c(C, d, k);
+#define GK_ASSIGN_SAMPLES(W, A)                                                                                \
+    assign_samples<T, METRIC, D, SMALL, W, A>(X, sample_weight, has_weight, c, n, d, k, labels, accumulate, grouped, \
+                                              my, objective, changed)
+    if (!SMALL)
+        GK_ASSIGN_SAMPLES(2, 2);
+    else if (has_weight)
+        accumulate ? GK_ASSIGN_SAMPLES(1, 1) : GK_ASSIGN_SAMPLES(1, 0);
+    else
+        accumulate ? GK_ASSIGN_SAMPLES(0, 1) : GK_ASSIGN_SAMPLES(0, 0);
+#undef GK_ASSIGN_SAMPLES
 }
 
 }  // namespace gk
@@ -187,7 +344,7 @@ __device__ __forceinline__ void nearest(const Row<T, D> (&x)[UNROLL], const T* _
 template <typename T, int METRIC, int D>
 __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sample_weight, int has_weight,
                               const T* __restrict__ centers, long long n, int d, int k,
-                              int* __restrict__ labels, int accumulate, int centers_in_shared,
+                              int* __restrict__ labels, int accumulate, int centers_in_shared, int grouped,
                               double* __restrict__ block_out) {
     extern __shared__ double smem[];
     double* red = smem;
@@ -200,47 +357,40 @@ __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sam
     if (accumulate) gk::zero(slots, blockDim.x * stride);
     __syncthreads();
     double* my = slots + threadIdx.x * stride;
+    const T* C = centers_in_shared ? c_sh : centers;
 
     double objective = 0.0;
-    double changed = 0.0;
-    const long long step = (long long)gridDim.x * blockDim.x;
-    for (long long base = (long long)blockIdx.x * blockDim.x + threadIdx.x; base < n; base += gk::UNROLL * step) {
-        gk::Row<T, D> x[gk::UNROLL];
-        int old[gk::UNROLL];
-#pragma unroll
-        for (int u = 0; u < gk::UNROLL; ++u) {
-            const long long i = base + u * step;
-            x[u].load(X, i < n ? i : base, d);  // past the end: a copy of the first sample, ignored below
-            old[u] = i < n ? labels[i] : 0;
-        }
-        T best[gk::UNROLL];
-        int best_j[gk::UNROLL];
-        if (centers_in_shared)
-            gk::nearest<T, METRIC, D>(x, c_sh, d, k, best, best_j);
-        else
-            gk::nearest<T, METRIC, D>(x, centers, d, k, best, best_j);
-#pragma unroll
-        for (int u = 0; u < gk::UNROLL; ++u) {
-            const long long i = base + u * step;
-            if (i < n) {
-                const double wi = has_weight ? (double)sample_weight[i] : 1.0;
-                objective += wi * (double)best[u];
-                if (old[u] != best_j[u]) {
-                    changed += 1.0;
-                    labels[i] = best_j[u];
-                }
-                if (accumulate) gk::add_row(my + best_j[u] * (d + 1), x[u], wi, d, has_weight);
-            }
-        }
-    }
+    unsigned int changed = 0;  // a thread's samples: far fewer than 2^32 (a wave of blocks covers the GPU)
+    if (gk::Small<T, D>::value && k <= gk::SMALL_K)
+        gk::assign_cases<T, METRIC, D, gk::Small<T, D>::value>(X, sample_weight, has_weight, C, n, d, k, labels,
+                                                                accumulate, grouped, my, objective, changed);
+    else
+        gk::assign_cases<T, METRIC, D, false>(X, sample_weight, has_weight, C, n, d, k, labels, accumulate, grouped,
+                                              my, objective, changed);
     double* out = block_out + (long long)blockIdx.x * (2 + n_slots);
     objective = gk::block_sum(objective, red);
-    changed = gk::block_sum(changed, red);
+    const double n_changed = gk::block_sum((double)changed, red);
     if (threadIdx.x == 0) {
         out[0] = objective;
-        out[1] = changed;
+        out[1] = n_changed;
     }
     if (accumulate) gk::reduce_slots(slots, n_slots, stride, out + 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sum_rows: out[s] = the sum over r of rows[r, s] (n_rows, width), one warp per column: lane l adds
+// rows l, l + 32, ... in order, then the lanes are added in a fixed tree. The order depends on n_rows
+// only, so the same rows give the same bits. Launched with blocks of whole warps.
+__global__ void sum_rows_kernel(const double* __restrict__ rows, int n_rows, int width,
+                                double* __restrict__ out) {
+    const int s = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (s >= width) return;  // whole warps: the shuffles below see all 32 lanes
+    double acc = 0.0;
+    for (int r = lane; r < n_rows; r += 32) acc += rows[(long long)r * width + s];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+    if (lane == 0) out[s] = acc;
 }
 
 // ---------------------------------------------------------------------------------------------
