@@ -1,4 +1,4 @@
-// gpukmeans CUDA kernels for the k-means backend (gpukmeans/backends/cuda.py).
+// gpukmeans CUDA kernels for the k-means backend (gpukmeans/backends/cuda/__init__.py).
 //
 // One templated kernel per operation:
 //   T       float or double, the dtype of X, centers and sample_weight;
@@ -11,9 +11,10 @@
 //   * distances are computed in T, feature by feature in order, without fused multiply-adds
 //     (the module is compiled with --fmad=false), so they are bit-identical to the CPU's;
 //   * every sum over samples is accumulated in double, in per-thread slots (no atomics), then
-//     reduced in a fixed order: per block here, over blocks by the caller (a CuPy sum over the
-//     fixed (n_blocks, n_slots) array). The grid depends only on n, the kernel's shared memory and
-//     the device, so the same input gives bit-identical results run after run on one device;
+//     reduced in a fixed order: per block here, over blocks by the caller (sum_rows_kernel, or a
+//     CuPy sum, over the fixed (n_blocks, n_slots) array). The grid depends only on n, the kernel's
+//     shared memory and registers and the device, so the same input gives bit-identical results
+//     run after run on one device;
 //   * sample_weight may be skipped (has_weight = 0) when every weight is 1.
 //
 // Per-thread slots live in dynamic shared memory laid out [thread][slot] with an odd stride
