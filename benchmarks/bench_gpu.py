@@ -5,7 +5,8 @@ and long iteration counts, marginal time per iteration), on the GPU cases of
 ``_common.gpu_cases`` (pixels up to 100M x 3, embeddings 1M x 64). The data is
 copied to the device once, outside the timing; every timed call ends with a
 device synchronisation. ``test_hbm_bandwidth`` measures the device's read
-bandwidth in the same run (the floor is bytes of X / that bandwidth).
+bandwidth in the same run (the floor is bytes of X / that bandwidth), and
+``test_gpukmeans_cuda_compile_time`` the kernels' compile time (NVRTC) apart.
 
 Each test skips itself, with the reason, where its library or a CUDA device is
 missing; the report lists those skips. PyTorch k-means is written the usual
@@ -14,6 +15,7 @@ way (``torch.cdist`` + ``argmin`` + ``index_add_``), as a user would.
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 import numpy as np
@@ -70,6 +72,24 @@ def test_hbm_bandwidth(benchmark):
     t = benchmark.pedantic(best, rounds=1, iterations=1)
     benchmark.group = "machine: GPU read bandwidth"
     benchmark.extra_info.update(kind="gpu_read_bandwidth", bytes=a.nbytes, best_s=t, gb_per_s=a.nbytes / t / 1e9)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32"])
+def test_gpukmeans_cuda_compile_time(benchmark, dtype):
+    """NVRTC compile time of the kernels a fit needs, apart from the run time (``bench_compile.py``'s steps).
+
+    ``cold``: an empty CuPy kernel cache (the first GPU fit after installation); ``cached``: the same
+    cache directory in a new process (every later use).
+    """
+    _cupy_with_gpu()
+    from bench_compile import run_steps
+
+    benchmark.group = "compile cuda"
+    with tempfile.TemporaryDirectory() as tmp:
+        cold = benchmark.pedantic(run_steps, args=(dtype, tmp, "cuda"), rounds=1, iterations=1)
+        cached = run_steps(dtype, tmp, "cuda")
+    benchmark.extra_info.update(kind="compile", device="cuda", dtype=dtype, cold=cold, cached=cached)
 
 
 @pytest.mark.gpu

@@ -630,11 +630,10 @@ def peers_section(run: Run) -> str:
     )
 
 
-def compile_section(run: Run) -> str:
-    if not run.compile:
-        return ""
+def compile_table(entries: list[dict]) -> str:
+    """The compile-time steps of ``bench_compile.py``'s script, cold and cached, one row each (seconds)."""
     rows = []
-    for c in run.compile:
+    for c in entries:
         for label in ("cold", "cached"):
             res = c.get(label)
             if not res:
@@ -645,24 +644,21 @@ def compile_section(run: Run) -> str:
                 + [sec(steps[s]["compile_s"]) for s in ("euclidean/mean", "manhattan/median", "chebyshev/guarded")]
                 + [sec(res["total_compile_s"])]
             )
+    return table(
+        ["dtype", "cache", "import gpukmeans", "euclidean/mean", "+ manhattan/median", "+ chebyshev/guarded", "total"],
+        rows,
+    )
+
+
+def compile_section(run: Run) -> str:
+    entries = [c for c in run.compile if c.get("device", "cpu") == "cpu"]
+    if not entries:
+        return ""
     return (
         "## JIT compile time (separate processes)\n\n"
         "First fit minus second fit of a 20,000 x 3 problem, per step, in a fresh process; `cold`: empty numba "
         "cache (first use after installation), `cached`: the same cache directory in a new process (every later "
-        "use). Each step adds the kernels it needs to the earlier ones. Seconds.\n\n"
-        + table(
-            [
-                "dtype",
-                "cache",
-                "import gpukmeans",
-                "euclidean/mean",
-                "+ manhattan/median",
-                "+ chebyshev/guarded",
-                "total",
-            ],
-            rows,
-        )
-        + "\n"
+        "use). Each step adds the kernels it needs to the earlier ones. Seconds.\n\n" + compile_table(entries) + "\n"
     )
 
 
@@ -931,6 +927,16 @@ def gpu_section(run: Run) -> str:
             )
         lines.append("Exact silhouette of the Aral crop (179,400 pixels, k = 3) on the GPU:\n")
         lines.append(table(["metric", "path", "samples", "seconds"], srows))
+    gpu_compile = [c for c in g.compile if c.get("device") == "cuda"]
+    if gpu_compile:
+        lines.append(
+            "Kernel compile time (NVRTC), apart from the run time: the first fit minus the second of a 20,000 x 3 "
+            "problem on the GPU, per step, in a fresh process; `cold`: an empty CuPy kernel cache (the first GPU "
+            "fit after installation), `cached`: the same cache in a new process. Seconds.\n"
+        )
+        lines.append(compile_table(gpu_compile))
+    else:
+        lines.append("Kernel compile time (NVRTC): not measured in this run.\n")
     profile = Path(g.path).with_suffix(".profile.txt")
     if profile.exists():
         lines.append(

@@ -263,3 +263,28 @@ def test_a_long_fit_that_converged_in_its_last_iteration_is_marked(report):
     text = report.cases_section(report.Run(doc, "synthetic.json"))
     assert _row(text, "1M x 3, k=8, float32", "euclidean/mean")[6] == "0.025 (12)"
     assert _row(text, "1M x 3, k=8, float32", "chebyshev/guarded")[6] == "0.04 (12, converged)"
+
+
+def test_gpu_compile_times_go_to_the_gpu_section_only(report):
+    """A GPU run's NVRTC compile entry is tabled in the GPU section, from its own steps; the CPU section keeps
+    the CPU's entries. Without one, the GPU section says it was not measured."""
+    run = _runs(report, GPU_FIRST)
+    assert "Kernel compile time (NVRTC): not measured in this run." in report.gpu_section(run)
+    steps = {"euclidean/mean": 1.5, "manhattan/median": 0.75, "chebyshev/guarded": 2.25}
+
+    def result(scale):
+        out = {s: {"compile_s": t * scale} for s, t in steps.items()}
+        return {"import_s": 0.5, "steps": out, "total_compile_s": sum(steps.values()) * scale}
+
+    entry = {"kind": "compile", "device": "cuda", "dtype": "float32", "cold": result(1.0), "cached": result(0.01)}
+    run.gpu_run.compile.append(entry)
+    section = report.gpu_section(run)
+    cold = _row(section, "float32", "cold")
+    assert [float(c) for c in cold[3:7]] == pytest.approx([1.5, 0.75, 2.25, 4.5], rel=0.01)
+    cached = _row(section, "float32", "cached")
+    assert float(cached[-1]) == pytest.approx(0.045, rel=0.01)
+    run.compile.append(entry)  # a GPU entry in the CPU run: not in the CPU's JIT section
+    cpu_section = report.compile_section(run)
+    assert cpu_section.count("| float32 | cold |") == sum(
+        1 for c in run.compile if c.get("device", "cpu") == "cpu" and c["dtype"] == "float32" and c.get("cold")
+    )
