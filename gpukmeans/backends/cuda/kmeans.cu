@@ -203,19 +203,14 @@ __device__ __forceinline__ void load_trip(const T* __restrict__ X, const int* __
     }
 }
 
-// Fold center j (coordinates c) into the running nearest center of each sample of the trip.
-template <typename T, int METRIC, int D, typename C>
-__device__ __forceinline__ void try_center(const Row<T, D> (&x)[UNROLL], const C& c, int j, int d,
+// Fold center j (coordinates c: registers, shared or global memory) into the running nearest center of
+// each sample of the trip.
+template <typename T, int METRIC, int D>
+__device__ __forceinline__ void try_center(const Row<T, D> (&x)[UNROLL], const T* c, int j, int d,
                                            T (&best)[UNROLL], int (&best_j)[UNROLL]) {
 #pragma unroll
     for (int u = 0; u < UNROLL; ++u) {
-        T acc = first_term<METRIC>(x[u][0] - c[0]);
-        if (D > 0) {
-#pragma unroll
-            for (int f = 1; f < (D > 0 ? D : 1); ++f) acc = term<METRIC>(acc, x[u][f] - c[f]);
-        } else {
-            for (int f = 1; f < d; ++f) acc = term<METRIC>(acc, x[u][f] - c[f]);
-        }
+        const T acc = distance<METRIC, D>(x[u], c, d);
         if (acc < best[u]) {
             best[u] = acc;
             best_j[u] = j;
