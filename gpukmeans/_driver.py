@@ -35,6 +35,18 @@ class LloydResult:
     history: list[dict] = field(default_factory=list)
 
 
+def _settle(backend, labels) -> None:
+    """Make ``labels`` those of the last assignment returned, on a backend that may have queued the next one.
+
+    A backend with ``assign_ahead`` may overwrite the labels with the
+    assignment it expects to be asked for next; the driver calls this before
+    it reads the labels itself (see :class:`gpukmeans.backends.Backend`).
+    """
+    settle = getattr(backend, "settle", None)
+    if settle is not None:
+        settle(labels)
+
+
 def _relocate_empty_clusters(backend, X, sample_weight, centers, metric, labels, weights):
     """Move the samples farthest from their centers into the empty clusters.
 
@@ -44,6 +56,7 @@ def _relocate_empty_clusters(backend, X, sample_weight, centers, metric, labels,
     is given to that cluster. The caller's ``labels`` are left untouched.
     """
     xp = backend.xp
+    _settle(backend, labels)
     empty = np.flatnonzero(weights <= 0)
     costs = backend.point_costs(X, centers, metric.code, labels).astype(xp.float64)
     costs = xp.where(sample_weight > 0, costs, -1.0)  # weightless samples move last
@@ -264,12 +277,17 @@ def lloyd(
     pending = None  # a guarded choice made on a sample, to be checked by the next assignment
     stride = guard_stride(n_samples, n_clusters) if rule == "guarded" else 1
     assigned = None  # the centers whose assignment ``labels`` (and ``objective``) are
+    # the mean update needs nothing but the sums: a backend may queue the next assignment before the host is done
+    ahead = rule == "mean" and hasattr(backend, "assign_ahead")
     for n_iter in range(1, max_iter + 1):
         t0 = time.perf_counter()
         chosen = centers
-        objective, n_changed, sums, centers = _checked_assign(
-            backend, X, sample_weight, centers, metric, labels, True, label_sums, pending
-        )
+        if ahead:  # the mean update: no sums to move, no choice to check
+            objective, n_changed, sums = backend.assign_ahead(X, sample_weight, centers, metric.code, labels)
+        else:
+            objective, n_changed, sums, centers = _checked_assign(
+                backend, X, sample_weight, centers, metric, labels, True, label_sums, pending
+            )
         assigned = centers
         undone = centers is not chosen
         if verbose and undone:
@@ -323,6 +341,7 @@ def lloyd(
             break
     if pending is None and assigned is not None and np.array_equal(centers, assigned):
         # the last update kept every center bit for bit (no label changed): the labels are already theirs
+        _settle(backend, labels)
         return LloydResult(
             centers=backend.asarray(centers, X.dtype),
             labels=labels,
@@ -338,6 +357,7 @@ def lloyd(
     )
     if verbose and centers is not chosen:
         print("The last choice, made on a sample, raised the objective: the centers before it are kept.")
+    _settle(backend, labels)
     return LloydResult(
         centers=backend.asarray(centers, X.dtype), labels=labels, objective=objective, n_iter=n_iter, history=history
     )

@@ -408,6 +408,50 @@ def test_gpu_runs_are_bit_reproducible(cp, metric, update):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("metric", METRICS)
+def test_gpu_mean_update_is_queued_ahead(cp, monkeypatch, metric, dtype):
+    """The driver's mean update is the device's guess bit for bit, so every assignment after the first was
+    queued ahead (the final one too); a run ending on no change drops its last guess without computing it, and
+    relocated empty clusters drop the guess and put the labels back. Each run as on the CPU."""
+    import gpukmeans.backends.cuda as cuda_backend
+
+    made = []
+
+    class Recording(cuda_backend.Lookahead):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(cuda_backend, "Lookahead", Recording)
+    X = np.round(blobs(30_000, 3, 6, seed=8, spread=6.0) * 4).astype(dtype)  # integer-valued: exact sums
+    w = np.random.default_rng(3).integers(1, 4, X.shape[0]).astype(dtype)
+    far = X.max(axis=0, keepdims=True) + 1000  # a center no sample is nearest to: an empty cluster
+    for case, max_iter, init in (
+        ("stopped", 2, pick_init(X, 6, 1)),
+        ("converged", 300, pick_init(X, 6, 1)),
+        ("empty", 300, np.vstack([X[:5], far])),
+    ):
+        made.clear()
+        params = dict(metric=metric, init=init.astype(dtype), n_init=1, max_iter=max_iter, tol=0)
+        ref = KMeans(6, backend="cpu", **params).fit(X, sample_weight=w)
+        gpu = KMeans(6, backend="cuda", **params).fit(cp.asarray(X), sample_weight=cp.asarray(w))
+        np.testing.assert_array_equal(cp.asnumpy(gpu.labels_), ref.labels_)
+        np.testing.assert_array_equal(cp.asnumpy(gpu.cluster_centers_), ref.cluster_centers_)
+        assert gpu.n_iter_ == ref.n_iter_
+        assert gpu.inertia_ == pytest.approx(ref.inertia_, rel=1e-12)  # means in float64: sums in another order
+        (run,) = made
+        assert run.ahead is None, case  # settled before the fit returned
+        last_changed = gpu.history_[-1]["n_changed"]
+        if case == "stopped":
+            assert gpu.n_iter_ == 2 and last_changed > 0 and (run.hits, run.misses) == (2, 0)
+        elif case == "converged":
+            assert last_changed == 0 and (run.hits, run.misses) == (gpu.n_iter_ - 1, 1)
+        else:
+            assert run.misses >= 1
+
+
+@pytest.mark.gpu
 def test_gpu_input_output_types_and_predict(cp):
     X = blobs(5_000, 4, 3, seed=1)
     km = KMeans(3, random_state=0).fit(cp.asarray(X))  # backend="auto" -> cuda for CuPy input

@@ -18,6 +18,16 @@ and results of :meth:`Backend.assign`, on a bound backend also recording
 which labels change) and ``revert(X, labels) -> bool``, which puts those
 labels back and returns True, or returns False and changes nothing. The
 driver uses them to undo a guarded choice without assigning again.
+
+Optional pair (the CUDA backend has it): ``assign_ahead(X, sample_weight,
+centers, metric, labels)``, the results of :meth:`Backend.assign` with
+``accumulate``, which may also queue the assignment to the mean update of its
+sums (each cluster of positive weight at its weighted mean, rounded to X's
+dtype; the others unchanged) so that the device works while the host runs
+the driver; it overwrites ``labels``. The next assignment to exactly those
+centers returns that one's results; ``settle(labels)`` (and every other use of
+the labels on that backend) first puts the labels back. The driver uses it
+with the mean update and settles before it reads the labels itself.
 """
 
 from __future__ import annotations

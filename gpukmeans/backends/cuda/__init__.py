@@ -7,6 +7,11 @@ sums, from :meth:`CUDABackend.assign`). Sums over samples are accumulated in
 float64 per thread and reduced in a fixed order (see the header of
 ``kmeans.cu``), so results are bit-identical run after run.
 
+With the mean update, a bound run's assignments go through
+:meth:`CUDABackend.assign_ahead`: the device computes the mean update of each
+assignment's sums itself and starts the next assignment before the host has
+read them (see :mod:`._ahead`), so the GPU does not wait for the driver.
+
 Workspace is O(n_blocks x n_clusters x (n_features + 1)) besides X, its labels
 and weights; ``pairwise`` returns the ``(n_samples, n_centers)`` matrix its
 callers ask for.
@@ -20,6 +25,7 @@ import numpy as np
 
 from .._base import Bindable, means_from_sums, sample_rows
 from .._numba_kernels import HIST_BINS_SHIPPED, histogram_bins
+from ._ahead import Lookahead
 from ._runtime import CUDAUnavailableError, kernel, load_cupy
 
 __all__ = ["CUDABackend", "CUDAUnavailableError"]
@@ -55,6 +61,7 @@ class CUDABackend(Bindable):
     """
 
     name = "cuda"
+    _lookahead: Lookahead | None = None  # a bound run's queued assignments (see assign_ahead)
 
     def __init__(self) -> None:
         self.xp = cp = load_cupy()
@@ -143,11 +150,22 @@ class CUDABackend(Bindable):
     def _launch(self, file: str, expression: str, grid: int, threads: int, args: tuple, shared: int = 0) -> None:
         self._kernel(file, expression, shared)((grid,), (threads,), args, shared_mem=shared)
 
+    def _one(self) -> Any:
+        """A device array holding 1.0: the gate of a kernel launch that always runs."""
+        one = self.__dict__.get("_one_array")
+        if one is None:
+            one = self._one_array = self.xp.ones(1, dtype=self.xp.float64)
+        return one
+
+    def _sum_rows_into(self, rows: Any, out: Any, gate: Any = None) -> None:
+        """Queue ``out[:width] =`` the column sums of a ``(n_rows, width)`` float64 device array, in row order."""
+        args = (rows, np.int32(rows.shape[0]), np.int32(rows.shape[1]), out, self._one() if gate is None else gate)
+        self._launch("kmeans.cu", "sum_rows_kernel", -(-rows.shape[1] // _SUM_WARPS), 32 * _SUM_WARPS, args)
+
     def _sum_rows(self, rows: Any) -> np.ndarray:
         """Column sums of a ``(n_rows, width)`` float64 device array, in row order, as NumPy (one small copy)."""
         out = self.xp.empty(rows.shape[1], dtype=self.xp.float64)
-        args = (rows, np.int32(rows.shape[0]), np.int32(rows.shape[1]), out)
-        self._launch("kmeans.cu", "sum_rows_kernel", -(-rows.shape[1] // _SUM_WARPS), 32 * _SUM_WARPS, args)
+        self._sum_rows_into(rows, out)
         return out.get()
 
     def _cluster_ranges(self, n_clusters: int, slots_per_cluster: int) -> list[tuple[int, int]]:
@@ -186,17 +204,17 @@ class CUDABackend(Bindable):
             weights = s[:, -1:]
         return cp.concatenate([*parts, weights], axis=1)
 
-    # ------------------------------------------------------------------ interface
-    def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
-        # ``previous`` is a hint this backend does not use: its sums are always recomputed in full (moving them
-        # with the relabelled samples was no faster on an H200 with 2.5-9% of the labels changing)
+    def _fused(self, n_features: int, n_clusters: int) -> bool:
+        """Whether assign accumulates the sums itself (their per-thread slots fit in shared memory)."""
+        return _slot_bytes(n_clusters * (n_features + 1)) <= self._smem_max
+
+    def _assign_launch(self, X, w, has_w, centers, metric, labels, accumulate, gate=None) -> tuple[Any, bool]:
+        """Queue assign_kernel on device ``centers``; returns its ``(n_blocks, 2 [+ n_slots])`` rows and ``fused``."""
         cp = self.xp
-        centers = self.asarray(centers, X.dtype)
         n, d = X.shape
         k = centers.shape[0]
-        w, has_w = self._weights(sample_weight)
         n_slots = k * (d + 1)
-        fused = bool(accumulate) and _slot_bytes(n_slots) <= self._smem_max
+        fused = bool(accumulate) and self._fused(d, k)
         shared = _slot_bytes(n_slots) if fused else 8 * _THREADS
         c_bytes = k * d * X.dtype.itemsize
         c_shared = c_bytes <= _CENTERS_SHARED and shared + c_bytes <= self._smem_max
@@ -210,7 +228,56 @@ class CUDABackend(Bindable):
         grouped = D > 0 and X.data.ptr % 16 == 0 and labels.data.ptr % 16 == 0
         args = (X, w, np.int32(has_w), centers, np.int64(n), np.int32(d), np.int32(k), labels)
         args += (np.int32(fused), np.int32(c_shared), np.int32(grouped), block_out)
+        args += (self._one() if gate is None else gate,)
         fn((grid,), (_THREADS,), args, shared_mem=shared)
+        return block_out, fused
+
+    def _settle(self, labels: Any, centers: Any = None) -> tuple | None:
+        """Settle a bound run's queued guess on ``labels`` (see :meth:`settle`); its results when it is ``centers``."""
+        lookahead = self._lookahead
+        if lookahead is None or labels is not lookahead.labels:
+            return None
+        return lookahead.settle(centers)
+
+    # ------------------------------------------------------------------ interface
+    def settle(self, labels: Any) -> None:
+        """Make ``labels`` those of the last assignment returned (see :meth:`assign_ahead`); the driver's hook."""
+        self._settle(labels)
+
+    def assign_ahead(self, X, sample_weight, centers, metric, labels):
+        """:meth:`assign` with ``accumulate``, queuing the assignment to the mean update of its sums.
+
+        On a bound backend (one Lloyd run, fused sums), the assignment to the
+        centers the driver's mean update will give (each cluster of positive
+        weight at its weighted mean, in X's dtype; the others unchanged) is
+        queued before this returns: the device overwrites ``labels`` with it
+        while the host works. The next call with exactly those centers returns
+        its results; any other use of ``labels`` on this backend first puts
+        them back (:meth:`settle`, which the driver calls before it reads the
+        labels itself). See :mod:`gpukmeans.backends.cuda._ahead`.
+        """
+        centers = np.asarray(centers, dtype=X.dtype) if isinstance(centers, np.ndarray) else centers
+        if self._bound is None or not isinstance(centers, np.ndarray) or not self._fused(X.shape[1], centers.shape[0]):
+            return self.assign(X, sample_weight, centers, metric, labels, True)
+        lookahead = self._lookahead
+        if lookahead is None or not lookahead.device.runs(X, sample_weight, metric, labels):
+            if lookahead is not None:
+                lookahead.settle()
+            lookahead = self._lookahead = Lookahead(_Queue(self, X, sample_weight, metric, labels), labels)
+        return lookahead.assign(centers)
+
+    def assign(self, X, sample_weight, centers, metric, labels, accumulate, previous=None):
+        # ``previous`` is a hint this backend does not use: its sums are always recomputed in full (moving them
+        # with the relabelled samples was no faster on an H200 with 2.5-9% of the labels changing)
+        guessed = self._settle(labels, centers)
+        if guessed is not None:  # the queued guess of assign_ahead was these very centers
+            objective, n_changed, sums = guessed
+            return objective, n_changed, sums if accumulate else np.zeros_like(sums)
+        centers = self.asarray(centers, X.dtype)
+        d = X.shape[1]
+        k = centers.shape[0]
+        w, has_w = self._weights(sample_weight)
+        block_out, fused = self._assign_launch(X, w, has_w, centers, metric, labels, accumulate)
         host = self._sum_rows(block_out)  # objective, labels changed, sums: one reduction, one copy
         objective, n_changed = float(host[0]), int(host[1])
         if fused:
@@ -222,6 +289,7 @@ class CUDABackend(Bindable):
         return objective, n_changed, sums
 
     def update(self, X, sample_weight, labels, n_clusters, rule):
+        self._settle(labels)
         w, has_w = self._weights(sample_weight)
         if rule == "mean":
             return means_from_sums(self._weighted_sums(X, w, has_w, labels, n_clusters).get())
@@ -239,6 +307,7 @@ class CUDABackend(Bindable):
         return median_from_histogram(np, self.histogram(X, sample_weight, labels, n_clusters, lo, n_bins), lo)
 
     def objective(self, X, sample_weight, labels, candidates, metric, stride=1):
+        self._settle(labels)
         cp = self.xp
         candidates = self.asarray(candidates, X.dtype)
         w, has_w = self._weights(sample_weight)
@@ -274,9 +343,11 @@ class CUDABackend(Bindable):
         return out
 
     def label_counts(self, labels, n_clusters):
+        self._settle(labels)
         return self.xp.bincount(labels, minlength=n_clusters)[:n_clusters].get().astype(np.int64)
 
     def point_costs(self, X, centers, metric, labels):
+        self._settle(labels)
         cp = self.xp
         centers = self.asarray(centers, X.dtype)
         n, d = X.shape
@@ -294,6 +365,7 @@ class CUDABackend(Bindable):
         the order of the atomic adds); samples of weight 0 are ignored. Per-chunk histograms of a Dask fit are
         summed on the host and finished by :func:`median_from_histogram`.
         """
+        self._settle(labels)
         cp = self.xp
         n, d = X.shape
         w, has_w = self._weights(sample_weight)
@@ -305,6 +377,79 @@ class CUDABackend(Bindable):
         shared = hist.size * 8 if use_shared else 0
         self._launch("kmeans.cu", f"histogram_kernel<{_dtype_name(X.dtype)}>", grid, 512, args, shared)
         return hist.get().astype(np.float64)
+
+
+class _Queue:
+    """The device side of a :class:`Lookahead`: one run's assignments on the current CuPy stream.
+
+    Each group is four launches and a copy: assign_kernel (fused sums),
+    sum_rows_kernel, means_kernel, then one asynchronous copy of the
+    objective, labels changed, sums and updated centers into page-locked
+    host memory, followed by an event the host waits on. The two host
+    buffers alternate: a group's copy may run while the host reads the one
+    before. Device buffers come from CuPy's pool, which orders their reuse on
+    the stream.
+    """
+
+    def __init__(self, backend: CUDABackend, X: Any, sample_weight: Any, metric: int, labels: Any) -> None:
+        self.backend = backend
+        self.run = (X, sample_weight, metric)
+        self.labels = labels
+        self.w, self.has_w = backend._weights(sample_weight)
+        self.host: list[np.ndarray] = []
+        self.n_launched = 0
+
+    def runs(self, X: Any, sample_weight: Any, metric: int, labels: Any) -> bool:
+        """Whether these are the arrays (the very objects) and metric of this queue's run."""
+        run = self.run
+        return run[0] is X and run[1] is sample_weight and run[2] == metric and self.labels is labels
+
+    def _host_buffer(self, size: int) -> np.ndarray:
+        cp = self.backend.xp
+        slot = self.n_launched % 2
+        while len(self.host) <= slot:
+            self.host.append(np.empty(0))
+        if self.host[slot].size != size:
+            memory = cp.cuda.alloc_pinned_memory(8 * size)
+            self.host[slot] = np.frombuffer(memory, dtype=np.float64, count=size)
+        return self.host[slot]
+
+    def upload(self, centers: np.ndarray) -> Any:
+        return self.backend.asarray(centers, self.run[0].dtype)
+
+    def launch(self, centers: Any, gate: Any) -> tuple:
+        cp = self.backend.xp
+        X, _, metric = self.run
+        k, d = centers.shape
+        gate = gate[0][1:2] if gate is not None else self.backend._one()  # the labels changed by the group before
+        block_out, _ = self.backend._assign_launch(X, self.w, self.has_w, centers, metric, self.labels, True, gate)
+        width = block_out.shape[1]
+        res = cp.empty(width + k * d, dtype=cp.float64)
+        self.backend._sum_rows_into(block_out, res, gate)
+        following = cp.empty_like(centers)
+        args = (res, centers, np.int32(k), np.int32(d), following, gate)
+        self.backend._launch("kmeans.cu", f"means_kernel<{_dtype_name(X.dtype)}>", 1, _THREADS, args)
+        host = self._host_buffer(res.size)
+        res.get(out=host, blocking=False)  # page-locked: an asynchronous copy
+        event = cp.cuda.Event(disable_timing=True)
+        event.record()
+        self.n_launched += 1
+        return res, following, host, event, width
+
+    def next_centers(self, handle: tuple) -> Any:
+        return handle[1]
+
+    def wait(self, handle: tuple) -> tuple[float, int, np.ndarray, np.ndarray]:
+        _, following, host, event, width = handle
+        event.synchronize()
+        values = host.copy()  # the buffer serves again two groups later
+        k, d = following.shape
+        sums = values[2:width].reshape(k, d + 1)
+        return float(values[0]), int(values[1]), sums, values[width:].astype(following.dtype).reshape(k, d)
+
+    def restore(self, centers: Any) -> None:
+        X, _, metric = self.run
+        self.backend._assign_launch(X, self.w, self.has_w, centers, metric, self.labels, False)
 
 
 # ---------------------------------------------------------------------- array-API helpers

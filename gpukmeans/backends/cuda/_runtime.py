@@ -122,6 +122,7 @@ def expressions(d_values: tuple[int, ...] = tuple(range(9))) -> list[tuple[str, 
     out = [("kmeans.cu", "sum_rows_kernel")]
     for T in ("float", "double"):
         out.append(("kmeans.cu", f"histogram_kernel<{T}>"))
+        out.append(("kmeans.cu", f"means_kernel<{T}>"))
         for D in d_values:
             out.append(("kmeans.cu", f"sums_kernel<{T}, {D}>"))
             for M in (0, 1, 2):

@@ -148,6 +148,8 @@ constexpr int UNROLL = 4;  // samples in flight per thread and loop trip
 //       labels, then if accumulate (n_slots = k * (d + 1), else 0) the per-cluster weighted
 //       coordinate sums and, in the last of each cluster's d + 1 slots, the cluster weight (one
 //       array, so that the caller reduces and copies it in one go)
+//   IN gate (1): the kernel does nothing when *gate == 0 (a look-ahead assignment, see means_kernel;
+//       every other launch passes a 1)
 // Shared memory: red (blockDim.x doubles), slots (blockDim.x * (n_slots | 1) doubles if
 // accumulate), centers (k * d T) if centers_in_shared.
 // Each thread loads the UNROLL samples of its next trip before it measures those of the current one
@@ -341,7 +343,8 @@ template <typename T, int METRIC, int D>
 __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sample_weight, int has_weight,
                               const T* __restrict__ centers, long long n, int d, int k,
                               int* __restrict__ labels, int accumulate, int centers_in_shared, int grouped,
-                              double* __restrict__ block_out) {
+                              double* __restrict__ block_out, const double* __restrict__ gate) {
+    if (*gate == 0.0) return;  // a look-ahead assignment known to repeat the one before (see means_kernel)
     extern __shared__ double smem[];
     double* red = smem;
     double* slots = red + blockDim.x;
@@ -376,9 +379,11 @@ __global__ void assign_kernel(const T* __restrict__ X, const T* __restrict__ sam
 // ---------------------------------------------------------------------------------------------
 // sum_rows: out[s] = the sum over r of rows[r, s] (n_rows, width), one warp per column: lane l adds
 // rows l, l + 32, ... in order, then the lanes are added in a fixed tree. The order depends on n_rows
-// only, so the same rows give the same bits. Launched with blocks of whole warps.
+// only, so the same rows give the same bits. Launched with blocks of whole warps. Nothing is done when
+// *gate == 0 (as in assign_kernel).
 __global__ void sum_rows_kernel(const double* __restrict__ rows, int n_rows, int width,
-                                double* __restrict__ out) {
+                                double* __restrict__ out, const double* __restrict__ gate) {
+    if (*gate == 0.0) return;
     const int s = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (s >= width) return;  // whole warps: the shuffles below see all 32 lanes
@@ -387,6 +392,33 @@ __global__ void sum_rows_kernel(const double* __restrict__ rows, int n_rows, int
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
     if (lane == 0) out[s] = acc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// means: the mean update of one assignment's sums, computed on the device so that the next assignment
+// can be queued before the host has the sums (CUDABackend.assign_ahead). As the driver computes it
+// (gpukmeans._driver._means), bit for bit: a cluster of positive weight moves to its weighted mean
+// (float64 division, rounded to T), the others keep their center.
+//   IN centers (k, d); res (2 + k * (d + 1) + k * d): the objective, the labels changed and the
+//      (k, d + 1) sums of the assignment to centers (sum_rows_kernel's output)
+//   OUT next (k, d) the updated centers; the last k * d values of res: the same, as double (copied to
+//      the host with the sums, where the driver's own update is checked against them)
+// Nothing is done when *gate == 0. The look-ahead assignment to next is gated on the labels changed
+// by the assignment before it (res[1] of the previous group): when none changed and these centers were
+// themselves the mean update of the sums before, the sums, the update and the labels would all repeat.
+template <typename T>
+__global__ void means_kernel(double* __restrict__ res, const T* __restrict__ centers, int k, int d,
+                             T* __restrict__ next, const double* __restrict__ gate) {
+    if (*gate == 0.0) return;
+    const double* sums = res + 2;
+    double* out = res + 2 + k * (d + 1);
+    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < k * d; e += gridDim.x * blockDim.x) {
+        const int j = e / d;
+        const double w = sums[j * (d + 1) + d];
+        const T c = w > 0.0 ? (T)(sums[j * (d + 1) + (e - j * d)] / w) : centers[e];
+        next[e] = c;
+        out[e] = (double)c;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
