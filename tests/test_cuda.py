@@ -433,7 +433,7 @@ def test_gpu_mean_update_is_queued_ahead(cp, monkeypatch, metric, dtype):
         ("empty", 300, np.vstack([X[:5], far])),
     ):
         made.clear()
-        params = dict(metric=metric, init=init.astype(dtype), n_init=1, max_iter=max_iter, tol=0)
+        params = dict(metric=metric, update="mean", init=init.astype(dtype), n_init=1, max_iter=max_iter, tol=0)
         ref = KMeans(6, backend="cpu", **params).fit(X, sample_weight=w)
         gpu = KMeans(6, backend="cuda", **params).fit(cp.asarray(X), sample_weight=cp.asarray(w))
         np.testing.assert_array_equal(cp.asnumpy(gpu.labels_), ref.labels_)
