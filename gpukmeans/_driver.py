@@ -6,7 +6,10 @@ are touched only through ``backend.xp``; the small ``(n_clusters, ...)`` arrays
 (centers, sums, weights, candidates) live on the host as NumPy arrays, so on a
 GPU each iteration moves one small array each way (the centers down, the
 objective, the labels changed and the cluster sums up) and the convergence test
-costs no device round trip.
+costs no device round trip. With the mean update, a backend that has
+``assign_ahead`` (CUDA) queues the next assignment to the mean update it
+expects before the host has run this loop's step, so the device does not wait
+for the host; the driver's own update decides whether that assignment is used.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ callers ask for.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -241,8 +242,14 @@ class CUDABackend(Bindable):
 
     # ------------------------------------------------------------------ interface
     def settle(self, labels: Any) -> None:
-        """Make ``labels`` those of the last assignment returned (see :meth:`assign_ahead`); the driver's hook."""
+        """Make ``labels`` those of the last assignment returned (see :meth:`assign_ahead`); the driver's hook.
+
+        The run's queue is let go (with its buffers and its hold on the labels): the next
+        :meth:`assign_ahead` starts a new one.
+        """
         self._settle(labels)
+        if self._lookahead is not None and self._lookahead.labels is labels:
+            self._lookahead = None
 
     def assign_ahead(self, X, sample_weight, centers, metric, labels):
         """:meth:`assign` with ``accumulate``, queuing the assignment to the mean update of its sums.
@@ -392,7 +399,7 @@ class _Queue:
     """
 
     def __init__(self, backend: CUDABackend, X: Any, sample_weight: Any, metric: int, labels: Any) -> None:
-        self.backend = backend
+        self.backend = weakref.proxy(backend)  # the backend holds this queue: no reference cycle
         self.run = (X, sample_weight, metric)
         self.labels = labels
         self.w, self.has_w = backend._weights(sample_weight)
