@@ -14,9 +14,11 @@ from ._driver import LloydResult, lloyd
 from ._validation import (
     NotFittedError,
     check_array,
+    check_distance_range,
     check_int,
     check_random_state,
     check_sample_weight,
+    join_ranges,
 )
 from .backends import _is_cupy_array, get_backend
 from .metrics import get_metric, resolve_update
@@ -243,7 +245,7 @@ class KMeans(_ParamsMixin):
             n_init = 1
         return _FitConfig(backend, metric, rule, n_init)
 
-    def _initial_centers(self, X, sample_weight, random_state, config: _FitConfig):
+    def _initial_centers(self, X, sample_weight, random_state, config: _FitConfig, x_range: tuple[float, float]):
         backend, n_clusters = config.backend, self.n_clusters
         if isinstance(self.init, str) and self.init == "k-means++":
             centers, _ = _init.kmeans_plusplus(
@@ -254,14 +256,19 @@ class KMeans(_ParamsMixin):
             centers, _ = _init.random_init(X, sample_weight, n_clusters, backend=backend, random_state=random_state)
             return centers
         given = self.init(X, n_clusters, random_state) if callable(self.init) else self.init
-        return self._check_init_array(given, X, backend)
+        return self._check_init_array(given, X, backend, x_range, config.metric)
 
-    def _check_init_array(self, init: Any, X, backend):
-        centers = check_array(init, backend, name="init", dtype=X.dtype)
+    def _check_init_array(self, init: Any, X, backend, x_range: tuple[float, float] | None = None, metric=None):
+        """``init`` as a backend array of X's dtype; with ``x_range``, also checks that X and init are in range."""
+        centers, init_range = check_array(init, backend, name="init", dtype=X.dtype, return_range=True)
         if centers.shape != (self.n_clusters, X.shape[1]):
             raise ValueError(
                 f"init has shape {tuple(centers.shape)}; expected (n_clusters, n_features) = "
                 f"({self.n_clusters}, {X.shape[1]})."
+            )
+        if x_range is not None:
+            check_distance_range(
+                join_ranges(x_range, init_range), X.shape[1], X.dtype, metric, name="X with init", n_samples=X.shape[0]
             )
         return centers.copy()
 
@@ -288,8 +295,9 @@ class KMeans(_ParamsMixin):
         config = self._check_params(X)
         backend, xp = config.backend, config.backend.xp
         on_host = not _is_cupy_array(X)
-        X = check_array(X, backend)
+        X, x_range = check_array(X, backend, return_range=True)
         n_samples = X.shape[0]
+        check_distance_range(x_range, X.shape[1], X.dtype, config.metric, n_samples=n_samples)
         if self.n_clusters > n_samples:
             raise ValueError(f"n_clusters={self.n_clusters} is larger than the number of samples ({n_samples}).")
         unit_weights = sample_weight is None
@@ -301,13 +309,13 @@ class KMeans(_ParamsMixin):
                 f"({n_positive})."
             )
         if not isinstance(self.init, str) and not callable(self.init):
-            self._check_init_array(self.init, X, backend)  # fail before any work
+            self._check_init_array(self.init, X, backend, x_range, config.metric)  # fail before any work
         random_state = check_random_state(self.random_state)
         tol = _tolerance(X, sample_weight, self.tol, xp)
 
         best: LloydResult | None = None
         for _ in range(config.n_init):
-            centers = self._initial_centers(X, sample_weight, random_state, config)
+            centers = self._initial_centers(X, sample_weight, random_state, config, x_range)
             if self.verbose:
                 print("Initialization complete")
             result = lloyd(
@@ -363,7 +371,7 @@ class KMeans(_ParamsMixin):
         if not hasattr(self, "cluster_centers_"):
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; call fit first.")
         backend = get_backend(self.backend, X)
-        X = check_array(X, backend, dtype=self.cluster_centers_.dtype)
+        X, x_range = check_array(X, backend, dtype=self.cluster_centers_.dtype, return_range=True)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} features "
@@ -372,6 +380,10 @@ class KMeans(_ParamsMixin):
         centers = self.cluster_centers_
         if backend.name == "cpu" and _is_cupy_array(centers):  # fitted on the GPU, NumPy input now
             centers = centers.get()
+        value_range = join_ranges(x_range, (float(centers.min()), float(centers.max())))
+        check_distance_range(
+            value_range, X.shape[1], X.dtype, self._metric, name="X with the fitted centers", n_samples=X.shape[0]
+        )
         return X, backend, centers
 
     def predict(self, X: Any):

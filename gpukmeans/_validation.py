@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -20,7 +21,7 @@ def float_dtype_for(a: Any) -> np.dtype:
     return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
-def check_array(X: Any, backend, *, name: str = "X", dtype: Any = None):
+def check_array(X: Any, backend, *, name: str = "X", dtype: Any = None, return_range: bool = False):
     """Validate a 2-D sample matrix and return it as a C-contiguous float backend array.
 
     Parameters
@@ -32,6 +33,16 @@ def check_array(X: Any, backend, *, name: str = "X", dtype: Any = None):
         Name used in error messages.
     dtype : dtype, optional
         Target float dtype; default float64 for float64 input and float32 otherwise.
+    return_range : bool
+        Also return ``(lo, hi)``, the least and greatest value of the array
+        (found in the same pass as the finiteness check), for
+        :func:`check_distance_range`.
+
+    Returns
+    -------
+    X : (n_samples, n_features) backend array
+    value_range : (float, float)
+        Only with ``return_range``.
 
     Raises
     ------
@@ -57,8 +68,10 @@ def check_array(X: Any, backend, *, name: str = "X", dtype: Any = None):
     check_kind_and_shape(X, name)
     target = np.dtype(dtype) if dtype is not None else float_dtype_for(X)
     out = backend.asarray(X, target)
-    if kind == "f":
-        check_finite(out, backend, name)
+    if kind == "f" or return_range:  # integers are finite, but their range may still be asked for
+        value_range = check_finite(out, backend, name)
+        if return_range:
+            return out, value_range
     return out
 
 
@@ -81,15 +94,93 @@ def check_kind_and_shape(X: Any, name: str = "X") -> None:
         )
 
 
-def check_finite(a: Any, backend, name: str) -> None:
-    """Raise ValueError if ``a`` holds NaN or infinity (checked chunk by chunk: bounded memory)."""
+def check_finite(a: Any, backend, name: str) -> tuple[float, float]:
+    """Raise ValueError if ``a`` holds NaN or infinity; return its least and greatest value.
+
+    Checked chunk by chunk (bounded memory). With NumPy, a chunk's minimum and
+    maximum are finite exactly when all its values are (NaN propagates through
+    both), so the two reductions are the whole check; other array libraries
+    (CuPy, whose reductions may drop NaN with cuTENSOR) also ask ``isfinite``.
+    """
     xp = backend.xp
     flat = a.reshape(-1) if a.ndim > 1 else a
+    lo, hi = math.inf, -math.inf
     for start in range(0, flat.shape[0], _CHUNK_ROWS * 4):
         part = flat[start : start + _CHUNK_ROWS * 4]
-        if not bool(xp.isfinite(part).all()):
+        finite = xp is np or bool(xp.isfinite(part).all())
+        part_lo, part_hi = (float(part.min()), float(part.max())) if finite else (math.nan, math.nan)
+        if not (math.isfinite(part_lo) and math.isfinite(part_hi)):
             what = "NaN" if bool(xp.isnan(part).any()) else "infinity"
             raise ValueError(f"{name} contains {what}; remove or impute those values first.")
+        lo, hi = min(lo, part_lo), max(hi, part_hi)
+    return lo, hi
+
+
+def join_ranges(*ranges: tuple[float, float]) -> tuple[float, float]:
+    """The smallest ``(lo, hi)`` holding every given ``(lo, hi)``."""
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def check_distance_range(
+    value_range: tuple[float, float], n_features: int, dtype: Any, metric, *, name: str = "X", n_samples: int = 1
+) -> None:
+    """Raise ValueError where distances between values in ``value_range`` could overflow.
+
+    Every center the engine makes lies within the range of the data (a mean,
+    a median or a data point), so no coordinate difference exceeds
+    ``hi - lo``, and no objective term exceeds ``n_features * (hi - lo)**2``
+    (euclidean, squared), ``n_features * (hi - lo)`` (manhattan) or
+    ``hi - lo`` (chebyshev). The terms are computed in ``dtype``: past its
+    largest value (float32: 3.4e38, reached by squared differences of about
+    1e19, a fill value of some rasters) they would become infinite and the
+    labels silently wrong. The objective adds up ``n_samples`` terms in
+    float64, which must hold that sum too, and the convergence test squares
+    center shifts in float64 for every metric. A margin of 4 covers rounding.
+
+    Parameters
+    ----------
+    value_range : (float, float)
+        Least and greatest value of the data (and of any given centers).
+    n_features : int
+    dtype : dtype
+        The dtype the distances are computed in.
+    metric : Metric
+    name : str
+        Name used in the error message.
+    n_samples : int
+        Number of terms summed in the objective.
+    """
+    lo, hi = value_range
+    span = float(hi) - float(lo)  # Python float: inf, not an error, past 1.8e308
+    if metric.code == 0:
+        bound, what = n_features * span * span, "squared euclidean distances"
+    elif metric.code == 1:
+        bound, what = n_features * span, "manhattan distances"
+    else:
+        bound, what = span, "chebyshev distances"
+    dtype = np.dtype(dtype)
+    largest = float(np.finfo(dtype).max)
+    if not bound < largest / 4:
+        reach = f"reach {bound:.3g}" if math.isfinite(bound) else "exceed any float"
+        if dtype != np.float64 and bound < float(np.finfo(np.float64).max) / 4:
+            remedy = f"Mask fill values (such as a nodata value of 1e20), rescale {name} or pass float64 data."
+        else:
+            remedy = f"Mask fill values (such as a nodata value of 1e20) or rescale {name}."
+        raise ValueError(
+            f"{name} holds values from {lo:.4g} to {hi:.4g}: {what} between such points {reach}, past the "
+            f"largest {dtype} ({largest:.3g}), so they cannot be computed and the clusters would be wrong. {remedy}"
+        )
+    if not bound * max(1, n_samples) < float(np.finfo(np.float64).max) / 4:
+        raise ValueError(
+            f"{name} holds values from {lo:.4g} to {hi:.4g}: the objective, a sum of {n_samples} {what} of up "
+            f"to {bound:.3g} each, could overflow float64. Rescale {name}."
+        )
+    squares = n_features * span * span
+    if not squares < float(np.finfo(np.float64).max) / 4:
+        raise ValueError(
+            f"{name} holds values from {lo:.4g} to {hi:.4g}: the convergence test (squared center shifts and the "
+            f"variance of {name}, in float64) would overflow. Rescale {name}."
+        )
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int, dtype, backend):

@@ -419,7 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImageryError, ValueError, TypeError, OSError) as exc:
         if os.environ.get("GPUKMEANS_DEBUG"):
             raise
-        print(f"gpukmeans: error: {_one_line(exc)}", file=sys.stderr)
+        hint = " Here: --nodata VALUE masks the pixels that hold it." if "Mask fill values" in str(exc) else ""
+        print(f"gpukmeans: error: {_one_line(exc)}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gpukmeans: interrupted", file=sys.stderr)

@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_array, check_int, check_random_state, check_sample_weight
+from ._validation import check_array, check_distance_range, check_int, check_random_state, check_sample_weight
 from .backends import _is_cupy_array, get_backend
 from .metrics import get_metric
 
@@ -259,7 +259,7 @@ def _silhouette(X, labels, metric, sample_weight, sample_size, random_state, bac
     algorithm = _check_algorithm(algorithm, m.code)
     indices = None
     if sample_size is None:
-        Xc = check_array(X, be, dtype=np.float64)  # exact for float32 and for integers up to 2**53
+        Xc, x_range = check_array(X, be, dtype=np.float64, return_range=True)  # exact for float32 and integers < 2**53
         n = Xc.shape[0]
         labels = _check_labels(labels, n)
         w = None if sample_weight is None else check_sample_weight(sample_weight, n, np.float64, be)
@@ -273,10 +273,12 @@ def _silhouette(X, labels, metric, sample_weight, sample_size, random_state, bac
         labels = _check_labels(labels, n)
         w = None if sample_weight is None else check_sample_weight(sample_weight, n, np.float64, be)
         indices = check_random_state(random_state).permutation(n)[:sample_size]  # scikit-learn's subsample
-        Xc = check_array(Xa[np.sort(indices)], be, dtype=np.float64)[np.argsort(np.argsort(indices))]
+        Xc, x_range = check_array(Xa[np.sort(indices)], be, dtype=np.float64, return_range=True)
+        Xc = Xc[np.argsort(np.argsort(indices))]
         labels = labels[indices]
         w = None if w is None else w[indices]
         n = Xc.shape[0]
+    check_distance_range(x_range, Xc.shape[1], np.float64, m, n_samples=n)  # distances in float64, n per sum
     codes, n_clusters = _encode(labels)
     _check_n_labels(codes, n_clusters, w, indices is not None)
     weights = np.ones(n) if w is None else np.ascontiguousarray(w, dtype=np.float64)

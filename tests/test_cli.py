@@ -200,6 +200,22 @@ def test_bad_input_exits_non_zero_with_one_line_and_writes_nothing(tmp_path, cap
     assert _files(out) == []
 
 
+def test_undeclared_float32_fill_value_is_refused_and_nodata_masks_it(tmp_path, capsys):
+    """1e20 in a float32 image: euclidean distances overflow; the error says so, and --nodata 1e20 fixes it."""
+    img = read_image(MOD_01, window=SMALL).data.astype(np.float32)
+    img[:10, :10] = 1e20
+    path = tmp_path / "fill.npy"
+    np.save(path, img)
+    out = tmp_path / "out"
+    assert main(["segment", str(path), "--out", str(out), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "past the largest float32" in err and "--nodata VALUE" in err
+    assert _files(out) == []
+    assert main(["segment", str(path), "--out", str(out), "--json", "--nodata", "1e20"]) == 0
+    info = json.loads(capsys.readouterr().out)["images"][0]
+    assert info["n_valid"] == img.shape[0] * img.shape[1] - 100
+
+
 def test_truncated_file_and_mismatched_dates(tmp_path, capsys):
     blob = open(MOD_01, "rb").read()
     (tmp_path / "t.jpg").write_bytes(blob[: len(blob) // 2])

@@ -457,6 +457,20 @@ def test_errors(client):
     km.fit(as_dask(X, 30))
     with pytest.raises(ValueError, match="3 features"):
         km.predict(as_dask(np.ones((10, 3)), 5))
+    far = X.astype(np.float32)
+    far[57] = 1e20  # a float32 fill value: squared euclidean distances overflow float32
+    with pytest.raises(ValueError, match="past the largest float32"):
+        KMeans(2).fit(as_dask(far, 30))
+    with pytest.raises(ValueError, match="X with init"):
+        KMeans(2, init=np.array([[0.0, 0.0], [1e200, 0.0]])).fit(as_dask(X, 30))
+    with pytest.raises(ValueError, match="X with the fitted centers"):
+        km.predict(as_dask(np.full((10, 2), 1e160), 5)).compute()
+    # manhattan distances of the same float32 data are in range: the same labels as the data scaled down by 2**64
+    scaled = X.astype(np.float32) * np.float32(2.0**64)
+    init = X[:2].astype(np.float32)
+    small = KMeans(2, metric="manhattan", init=init).fit(as_dask(X.astype(np.float32), 30))
+    large = KMeans(2, metric="manhattan", init=init * np.float32(2.0**64)).fit(as_dask(scaled, 30))
+    assert_array_equal(large.labels_.compute(), small.labels_.compute())
     duplicates = np.repeat(np.arange(3.0)[:, None], 10, axis=0)
     with pytest.warns(ConvergenceWarning, match="distinct clusters \\(3\\)"):
         KMeans(4, init=np.array([[0.0], [1.0], [2.0], [2.0]])).fit(as_dask(duplicates, 7))

@@ -6,6 +6,7 @@ import os
 import warnings
 
 import numpy as np
+import pytest
 from conftest import METRICS, ref_terms, ref_weighted_median
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -189,10 +190,13 @@ def test_weighted_median_kernels_match_reference(values, data):
 
 
 def test_extreme_finite_values_do_not_crash():
-    # Finite input is valid input: the integer-valued fast path of the median
-    # must not overflow on a huge value range.
-    X = np.array([[1e308], [-1e308], [0.0], [1.0]])
+    # The widest range each metric admits in float64: the integer-valued fast path of the median must not
+    # overflow on it. Wider ranges are refused with a clear error (their distances or squared center shifts
+    # overflow float64; see test_validation.py).
     for metric in METRICS:
+        X = np.array([[1e150], [-1e150], [0.0], [1.0]])
         km, _ = _fit(X, None, 2, metric, "median", "random", 0)
         assert np.isfinite(km.cluster_centers_).all()
         assert km.labels_.shape == (4,)
+        with pytest.raises(ValueError, match="(?i)rescale X"):
+            _fit(X * 1e5, None, 2, metric, "median", "random", 0)

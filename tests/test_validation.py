@@ -42,6 +42,102 @@ def test_nan_and_inf_reports_nan(X):
         KMeans(3).fit(bad)
 
 
+# ------------------------------------------------ values whose distances overflow
+def test_float32_fill_value_is_refused_for_euclidean(X):
+    """A float32 fill value of 1e20 left in X: its squared distances are infinite, the labels would be wrong."""
+    bad = X.astype(np.float32)
+    bad[3] = 1e20
+    with pytest.raises(ValueError, match=r"past the largest float32.*1e20\), rescale X or pass float64 data"):
+        KMeans(3).fit(bad)
+    with pytest.raises(ValueError, match="squared euclidean"):
+        kmeans(bad, 3)
+    KMeans(3, random_state=0).fit(bad.astype(np.float64))  # float64 holds their squares
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+def test_large_values_in_range_cluster_like_small_ones(X, metric, dtype):
+    """Values as large as each metric allows in the dtype: the clustering of X scaled down by a power of 2."""
+    huge = {
+        "float32": {"euclidean": 2.0**58, "manhattan": 2.0**120, "chebyshev": 2.0**122},
+        "float64": {"euclidean": 2.0**500, "manhattan": 2.0**500, "chebyshev": 2.0**500},
+    }[np.dtype(dtype).name][metric]
+    small = X.astype(dtype)
+    init = small[[0, 20, 40]]
+    ref = KMeans(3, metric=metric, init=init).fit(small)
+    km = KMeans(3, metric=metric, init=init * dtype(huge)).fit(small * dtype(huge))
+    assert_array_equal(km.labels_, ref.labels_)
+    assert km.n_iter_ == ref.n_iter_
+    assert np.isfinite(km.inertia_) and np.isfinite(km.transform(small * dtype(huge))).all()
+
+
+@pytest.mark.parametrize(
+    ("metric", "dtype", "scale"),
+    [
+        ("euclidean", np.float32, 2.0**64),  # squares reach 2**128 > float32's 3.4e38
+        ("manhattan", np.float32, 2.0**126),
+        ("chebyshev", np.float32, 2.0**126),  # differences of values within +-2**126 reach 2**127, past max / 4
+        ("euclidean", np.float64, 2.0**512),
+        ("manhattan", np.float64, 2.0**1000),  # in range, but the squared center shifts are not
+        ("chebyshev", np.float64, 2.0**1000),
+    ],
+)
+def test_values_past_each_metric_range_are_refused(X, metric, dtype, scale):
+    centered = X - X.mean(axis=0)
+    big = (centered / np.abs(centered).max() * scale).astype(dtype)  # largest magnitude: ``scale``
+    with pytest.raises(ValueError, match="(?i)rescale X"):
+        KMeans(3, metric=metric).fit(big)
+
+
+def test_objective_sum_overflow_is_refused():
+    """Each term fits in float64, their sum over the samples does not."""
+    X = np.zeros((1000, 1))
+    X[::2] = 2.0**510  # squared distances up to 2**1020: 1000 of them pass float64's 1.8e308
+    with pytest.raises(ValueError, match="objective, a sum of 1000"):
+        KMeans(2).fit(X)
+
+
+def test_init_far_from_X_is_refused(X):
+    init = np.array([[0.0, 0.0, 0.0], [1e200, 0, 0], [0, 1, 0]])
+    with pytest.raises(ValueError, match="X with init"):
+        KMeans(3, init=init).fit(X)
+    with pytest.raises(ValueError, match="X with init"):
+        KMeans(3, init=lambda X, k, rs: init).fit(X)
+
+
+def test_predict_far_from_fitted_centers_is_refused(fitted):
+    far = np.full((4, 3), 1e20, dtype=np.float32)
+    fitted32 = KMeans(3, random_state=0).fit(fitted.cluster_centers_.astype(np.float32).repeat(5, axis=0))
+    for method in (fitted32.predict, fitted32.transform, fitted32.score):
+        with pytest.raises(ValueError, match="X with the fitted centers"):
+            method(far)
+    assert_array_equal(fitted.predict(far.astype(np.float64)), fitted.predict(far.astype(np.float64)))
+
+
+def test_silhouette_values_past_float64_are_refused():
+    X = np.r_[np.zeros((5, 2)), np.full((5, 2), 1e160)]
+    with pytest.raises(ValueError, match="past the largest float64"):
+        gpukmeans.silhouette_score(X, np.r_[np.zeros(5, int), np.ones(5, int)])
+
+
+def test_check_distance_range_bounds():
+    from gpukmeans._validation import check_distance_range
+    from gpukmeans.metrics import get_metric
+
+    largest = float(np.finfo(np.float32).max)
+    cheb = get_metric("chebyshev")
+    check_distance_range((0.0, largest / 4 * 0.999), 5, np.float32, cheb)
+    with pytest.raises(ValueError, match="chebyshev distances"):
+        check_distance_range((0.0, largest / 4), 5, np.float32, cheb)
+    with pytest.raises(ValueError, match="chebyshev distances"):  # the span counts, not the magnitudes
+        check_distance_range((-largest / 8, largest / 8), 5, np.float32, cheb)
+    check_distance_range((1e30, 1e30 + 1e28), 5, np.float32, cheb)  # far from 0 but a narrow span
+    man = get_metric("manhattan")
+    check_distance_range((0.0, largest / 4 / 10 * 0.999), 10, np.float32, man)
+    with pytest.raises(ValueError, match="manhattan distances"):
+        check_distance_range((0.0, largest / 4 / 10 * 1.001), 10, np.float32, man)
+
+
 @pytest.mark.parametrize("shape", [(0, 3), (5, 0), (0, 0)])
 def test_empty_X(shape):
     with pytest.raises(ValueError, match="empty"):
@@ -400,3 +496,21 @@ def test_list_inputs_are_not_modified():
     X0, w0, init0 = [r[:] for r in X], w[:], [r[:] for r in init]
     KMeans(2, init=init).fit(X, sample_weight=w)
     assert X == X0 and w == w0 and init == init0
+
+
+@pytest.mark.parametrize("library", ["numpy", "other"])
+def test_check_finite_returns_the_range_and_names_the_problem(library):
+    """NumPy's check is its min and max (NaN propagates); other array libraries also ask isfinite."""
+    import types
+
+    from gpukmeans._validation import check_finite
+
+    xp = np if library == "numpy" else types.SimpleNamespace(isfinite=np.isfinite, isnan=np.isnan)
+    backend = types.SimpleNamespace(xp=xp)
+    a = np.random.default_rng(0).standard_normal((1000, 3)).astype(np.float32)
+    assert check_finite(a, backend, "X") == (float(a.min()), float(a.max()))
+    for value, word in ((np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")):
+        bad = a.copy()
+        bad[500, 1] = value
+        with pytest.raises(ValueError, match=f"X contains {word}"):
+            check_finite(bad, backend, "X")

@@ -14,8 +14,16 @@ from dask.array.utils import meta_from_array
 
 from .. import _init
 from .._driver import LloydResult, lloyd
-from .._validation import NotFittedError, check_kind_and_shape, check_random_state, float_dtype_for
+from .._validation import (
+    NotFittedError,
+    check_distance_range,
+    check_kind_and_shape,
+    check_random_state,
+    float_dtype_for,
+    join_ranges,
+)
 from ..backends import get_backend
+from ..metrics import METRICS
 from ._backend import DaskBackend, DaskData, DaskWeights, _limit_threads
 from ._chunks import full_labels, host, kernels_for, prep, prep_x
 from ._scheduler import ensure_scheduler, threads_per_host
@@ -60,7 +68,11 @@ def _weights_array(sample_weight, X):
 
 
 def _stats_chunk(Xc, wc, dtype, check_weights):
-    """Pass 1 over a chunk: finiteness, weights, weighted sums for the mean of X (NumPy statistics)."""
+    """Pass 1 over a chunk: finiteness, weights, weighted sums for the mean of X, least and greatest value.
+
+    Returns ``(finite, weights finite, negative weights, positive weights,
+    total weight, weighted sums of X, (lo, hi))``; NumPy statistics.
+    """
     is_float = np.dtype(Xc.dtype).kind == "f"
     Xc, wc, kernels = prep(Xc, wc, dtype)
     xp = kernels.xp
@@ -69,7 +81,8 @@ def _stats_chunk(Xc, wc, dtype, check_weights):
     negative = bool((wc < 0).any()) if check_weights else False
     w64 = wc.astype(xp.float64)
     xsum = host(w64 @ Xc.astype(xp.float64)) if finite and w_ok and Xc.shape[0] else np.zeros(Xc.shape[1])
-    return finite, w_ok, negative, int((wc > 0).sum()), float(w64.sum()), xsum
+    value_range = (float(Xc.min()), float(Xc.max())) if finite and Xc.size else (np.inf, -np.inf)
+    return finite, w_ok, negative, int((wc > 0).sum()), float(w64.sum()), xsum, value_range
 
 
 def _var_chunk(Xc, wc, dtype, mean):
@@ -132,6 +145,10 @@ def fit(est, X, sample_weight=None):
         raise ValueError(
             f"n_clusters={est.n_clusters} is larger than the number of samples with positive weight ({n_positive})."
         )
+    x_range = join_ranges(*(s[6] for s in stats))
+    check_distance_range(x_range, n_features, dtype, metric, n_samples=n_samples)
+    if not isinstance(est.init, str) and not callable(est.init):
+        est._check_init_array(est.init, _Shape(dtype, n_features), get_backend("cpu"), x_range, metric)
     tol = 0.0
     if est.tol != 0:
         total = sum(s[4] for s in stats)
@@ -144,7 +161,7 @@ def fit(est, X, sample_weight=None):
     random_state = check_random_state(est.random_state)
     best: LloydResult | None = None
     for _ in range(config.n_init):
-        centers = initial_centers(est, X, w, data, weights, backend, metric, random_state)
+        centers = initial_centers(est, X, w, data, weights, backend, metric, random_state, x_range)
         if est.verbose:
             print("Initialization complete")
         result = lloyd(
@@ -207,7 +224,7 @@ def _sample(X, w, dtype, random_state, size):
     return np.ascontiguousarray(host(rows), dtype=dtype), ws, False
 
 
-def initial_centers(est, X, w, data, weights, backend, metric, random_state):
+def initial_centers(est, X, w, data, weights, backend, metric, random_state, x_range):
     n_clusters, cpu = est.n_clusters, get_backend("cpu")
     init = est.init
     if isinstance(init, str) and init in ("k-means++", "random"):
@@ -231,7 +248,7 @@ def initial_centers(est, X, w, data, weights, backend, metric, random_state):
     given = init(X.astype(data.dtype), n_clusters, random_state) if callable(init) else init
     if isinstance(given, da.Array):
         given = given.compute()
-    return est._check_init_array(host(given), _Shape(data.dtype, data.shape[1]), cpu)
+    return est._check_init_array(host(given), _Shape(data.dtype, data.shape[1]), cpu, x_range, metric)
 
 
 # ------------------------------------------------------------------ predict / transform / score
@@ -248,15 +265,22 @@ def _check_fitted(est, X):
     return X, centers, centers.dtype
 
 
-def _finite_or_raise(Xc):
-    """Refuse a chunk holding NaN or infinity (checked in the chunk's own memory and dtype)."""
+def _finite_or_raise(Xc, centers, code, dtype):
+    """Refuse a chunk holding NaN or infinity (checked in the chunk's own memory and dtype), or values so far
+    from the centers that their distances overflow ``dtype`` (see :func:`check_distance_range`)."""
     if np.dtype(Xc.dtype).kind == "f" and not bool(kernels_for(Xc).xp.isfinite(Xc).all()):
         raise ValueError("X contains NaN or infinity; remove or impute those values first.")
+    if Xc.size:
+        metric = next(m for m in METRICS.values() if m.code == code)
+        value_range = join_ranges((float(Xc.min()), float(Xc.max())), (float(centers.min()), float(centers.max())))
+        check_distance_range(
+            value_range, Xc.shape[1], dtype, metric, name="X with the fitted centers", n_samples=Xc.shape[0]
+        )
 
 
 def _predict_chunk(Xc, centers, metric, dtype, threads):
     _limit_threads(threads)
-    _finite_or_raise(Xc)
+    _finite_or_raise(Xc, centers, metric, dtype)
     Xc, wc, kernels = prep(Xc, None, dtype)
     labels = full_labels(kernels, Xc.shape[0])
     if Xc.shape[0]:
@@ -266,7 +290,7 @@ def _predict_chunk(Xc, centers, metric, dtype, threads):
 
 def _transform_chunk(Xc, centers, metric, dtype, squared, threads):
     _limit_threads(threads)
-    _finite_or_raise(Xc)
+    _finite_or_raise(Xc, centers, metric, dtype)
     Xc, kernels = prep_x(Xc, dtype)
     if Xc.shape[0] == 0:
         return kernels.xp.empty((0, centers.shape[0]), dtype=dtype)
@@ -307,7 +331,7 @@ def transform(est, X):
 
 def _score_chunk(Xc, wc, centers, metric, dtype, threads):
     _limit_threads(threads)
-    _finite_or_raise(Xc)
+    _finite_or_raise(Xc, centers, metric, dtype)
     Xc, wc, kernels = prep(Xc, wc, dtype)
     if Xc.shape[0] == 0:
         return 0.0
