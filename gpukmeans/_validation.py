@@ -136,6 +136,10 @@ def check_distance_range(
     labels silently wrong. The objective adds up ``n_samples`` terms in
     float64, which must hold that sum too, and the convergence test squares
     center shifts in float64 for every metric. A margin of 4 covers rounding.
+    At the other end, a span so small that the largest term (or its float64
+    square) is below ``tiny / eps`` of its dtype puts the differences of nearby
+    points among the subnormal numbers or at zero: refused too (float32
+    euclidean: a span below about 3e-16; manhattan and chebyshev: 1e-31).
 
     Parameters
     ----------
@@ -181,6 +185,17 @@ def check_distance_range(
             f"{name} holds values from {lo:.4g} to {hi:.4g}: the convergence test (squared center shifts and the "
             f"variance of {name}, in float64) would overflow. Rescale {name}."
         )
+    if span > 0:  # the other end: differences so small that their terms leave the normal range
+        tiny = float(np.finfo(dtype).tiny) / float(np.finfo(dtype).eps)
+        tiny64 = float(np.finfo(np.float64).tiny) / float(np.finfo(np.float64).eps)
+        largest_term = span * span if metric.code == 0 else span
+        if largest_term < tiny or span * span < tiny64:
+            raise ValueError(
+                f"{name} holds values from {lo:.4g} to {hi:.4g}: differences this small underflow "
+                f"({what} in {dtype}, or the squared center shifts of the convergence test in float64), so "
+                f"nearby points would be at distance 0 and the clusters would be wrong. Rescale {name} "
+                "(multiply it by a power of 10)."
+            )
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int, dtype, backend):
@@ -189,7 +204,8 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype, backend):
     Raises
     ------
     ValueError
-        Wrong shape, NaN/inf, negative values, or all weights zero.
+        Wrong shape, NaN/inf, negative values, all weights zero, or a total
+        weight past a quarter of the largest value of ``dtype``.
     """
     xp = backend.xp
     if sample_weight is None:
@@ -203,11 +219,18 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype, backend):
     if sample_weight.ndim != 1 or sample_weight.shape[0] != n_samples:
         raise ValueError(f"sample_weight must have shape ({n_samples},) to match X; got {tuple(sample_weight.shape)}.")
     w = backend.asarray(sample_weight, dtype)
-    check_finite(w, backend, "sample_weight")
-    if bool((w < 0).any()):
+    lo, hi = check_finite(w, backend, "sample_weight")
+    if lo < 0:
         raise ValueError("sample_weight contains negative values; weights must be >= 0.")
-    if not bool((w > 0).any()):
+    if not hi > 0:
         raise ValueError("sample_weight sums to zero; at least one sample needs a positive weight.")
+    total = float(w.sum(dtype=xp.float64))
+    largest = float(np.finfo(dtype).max)
+    if not total < largest / 4:
+        raise ValueError(
+            f"sample_weight sums to {total:.3g}, past what {np.dtype(dtype)} holds ({largest:.3g}); only the ratios "
+            "of the weights matter: divide them by a constant."
+        )
     return w
 
 

@@ -463,6 +463,10 @@ def test_errors(client):
         KMeans(2).fit(as_dask(far, 30))
     with pytest.raises(ValueError, match="X with init"):
         KMeans(2, init=np.array([[0.0, 0.0], [1e200, 0.0]])).fit(as_dask(X, 30))
+    with pytest.raises(ValueError, match="only the ratios of the weights matter"):
+        KMeans(2).fit(as_dask(X, 30), sample_weight=np.full(100, 1e307))
+    with pytest.raises(ValueError, match="underflow"):
+        KMeans(2).fit(as_dask(X * 1e-310, 30))
     with pytest.raises(ValueError, match="X with the fitted centers"):
         km.predict(as_dask(np.full((10, 2), 1e160), 5)).compute()
     # manhattan distances of the same float32 data are in range: the same labels as the data scaled down by 2**64

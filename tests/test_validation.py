@@ -56,12 +56,15 @@ def test_float32_fill_value_is_refused_for_euclidean(X):
 
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("dtype", (np.float32, np.float64))
-def test_large_values_in_range_cluster_like_small_ones(X, metric, dtype):
-    """Values as large as each metric allows in the dtype: the clustering of X scaled down by a power of 2."""
+@pytest.mark.parametrize("end", ("large", "small"))
+def test_values_near_each_end_of_the_range_cluster_like_unscaled_ones(X, metric, dtype, end):
+    """Values as large (or small) as each metric allows in the dtype: the clustering of X scaled by a power of 2."""
     huge = {
-        "float32": {"euclidean": 2.0**58, "manhattan": 2.0**120, "chebyshev": 2.0**122},
-        "float64": {"euclidean": 2.0**500, "manhattan": 2.0**500, "chebyshev": 2.0**500},
-    }[np.dtype(dtype).name][metric]
+        ("large", "float32"): {"euclidean": 2.0**58, "manhattan": 2.0**120, "chebyshev": 2.0**122},
+        ("large", "float64"): {"euclidean": 2.0**500, "manhattan": 2.0**500, "chebyshev": 2.0**500},
+        ("small", "float32"): {"euclidean": 2.0**-40, "manhattan": 2.0**-96, "chebyshev": 2.0**-96},
+        ("small", "float64"): {"euclidean": 2.0**-400, "manhattan": 2.0**-400, "chebyshev": 2.0**-400},
+    }[end, np.dtype(dtype).name][metric]
     small = X.astype(dtype)
     init = small[[0, 20, 40]]
     ref = KMeans(3, metric=metric, init=init).fit(small)
@@ -87,6 +90,29 @@ def test_values_past_each_metric_range_are_refused(X, metric, dtype, scale):
     big = (centered / np.abs(centered).max() * scale).astype(dtype)  # largest magnitude: ``scale``
     with pytest.raises(ValueError, match="(?i)rescale X"):
         KMeans(3, metric=metric).fit(big)
+
+
+@pytest.mark.parametrize(
+    ("metric", "dtype", "scale"),
+    [
+        ("euclidean", np.float64, 1e-310),  # subnormal values: squared differences are 0
+        ("euclidean", np.float32, 1e-20),  # squared differences of 1e-40: subnormal float32
+        ("manhattan", np.float32, 1e-40),
+        ("chebyshev", np.float32, 1e-40),
+        ("manhattan", np.float64, 1e-160),  # in float64 range, but the squared center shifts are not
+    ],
+)
+def test_values_so_close_that_differences_underflow_are_refused(X, metric, dtype, scale):
+    with pytest.raises(ValueError, match="underflow.*multiply it by a power of 10"):
+        KMeans(3, metric=metric).fit((X * scale).astype(dtype))
+
+
+@pytest.mark.parametrize(("dtype", "weight"), [(np.float64, 1e306), (np.float32, 1e37)])
+def test_weights_whose_sum_overflows_are_refused(X, dtype, weight):
+    with pytest.raises(ValueError, match="only the ratios of the weights matter"):
+        KMeans(3).fit(X.astype(dtype), sample_weight=np.full(len(X), weight))
+    scaled = KMeans(3, random_state=0).fit(X.astype(dtype), sample_weight=np.full(len(X), weight / 1e3))
+    assert_array_equal(scaled.labels_, KMeans(3, random_state=0).fit(X.astype(dtype)).labels_)
 
 
 def test_objective_sum_overflow_is_refused():

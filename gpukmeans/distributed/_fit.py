@@ -145,6 +145,12 @@ def fit(est, X, sample_weight=None):
         raise ValueError(
             f"n_clusters={est.n_clusters} is larger than the number of samples with positive weight ({n_positive})."
         )
+    total = sum(s[4] for s in stats)
+    if w is not None and not total < float(np.finfo(dtype).max) / 4:
+        raise ValueError(
+            f"sample_weight sums to {total:.3g}, past what {np.dtype(dtype)} holds; only the ratios of the weights "
+            "matter: divide them by a constant."
+        )
     x_range = join_ranges(*(s[6] for s in stats))
     check_distance_range(x_range, n_features, dtype, metric, n_samples=n_samples)
     if not isinstance(est.init, str) and not callable(est.init):
