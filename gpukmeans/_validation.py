@@ -156,12 +156,9 @@ def check_distance_range(
     """
     lo, hi = value_range
     span = float(hi) - float(lo)  # Python float: inf, not an error, past 1.8e308
-    if metric.code == 0:
-        bound, what = n_features * span * span, "squared euclidean distances"
-    elif metric.code == 1:
-        bound, what = n_features * span, "manhattan distances"
-    else:
-        bound, what = span, "chebyshev distances"
+    term = span * span if metric.squared_objective else span  # the largest term of one feature
+    bound = term if metric.name == "chebyshev" else n_features * term  # chebyshev: the max over features
+    what = f"{'squared ' if metric.squared_objective else ''}{metric.name} distances"
     dtype = np.dtype(dtype)
     largest = float(np.finfo(dtype).max)
     if not bound < largest / 4:
@@ -188,8 +185,7 @@ def check_distance_range(
     if span > 0:  # the other end: differences so small that their terms leave the normal range
         tiny = float(np.finfo(dtype).tiny) / float(np.finfo(dtype).eps)
         tiny64 = float(np.finfo(np.float64).tiny) / float(np.finfo(np.float64).eps)
-        largest_term = span * span if metric.code == 0 else span
-        if largest_term < tiny or span * span < tiny64:
+        if term < tiny or span * span < tiny64:
             raise ValueError(
                 f"{name} holds values from {lo:.4g} to {hi:.4g}: differences this small underflow "
                 f"({what} in {dtype}, or the squared center shifts of the convergence test in float64), so "
@@ -224,14 +220,18 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype, backend):
         raise ValueError("sample_weight contains negative values; weights must be >= 0.")
     if not hi > 0:
         raise ValueError("sample_weight sums to zero; at least one sample needs a positive weight.")
-    total = float(w.sum(dtype=xp.float64))
+    check_total_weight(float(w.sum(dtype=xp.float64)), dtype)
+    return w
+
+
+def check_total_weight(total: float, dtype: Any) -> None:
+    """Raise ValueError when the weights' sum passes a quarter of the largest ``dtype`` (k-means++ sums them there)."""
     largest = float(np.finfo(dtype).max)
     if not total < largest / 4:
         raise ValueError(
             f"sample_weight sums to {total:.3g}, past what {np.dtype(dtype)} holds ({largest:.3g}); only the ratios "
             "of the weights matter: divide them by a constant."
         )
-    return w
 
 
 def check_int(value: Any, name: str, minimum: int) -> int:

@@ -19,11 +19,11 @@ from .._validation import (
     check_distance_range,
     check_kind_and_shape,
     check_random_state,
+    check_total_weight,
     float_dtype_for,
     join_ranges,
 )
 from ..backends import get_backend
-from ..metrics import METRICS
 from ._backend import DaskBackend, DaskData, DaskWeights, _limit_threads
 from ._chunks import full_labels, host, kernels_for, prep, prep_x
 from ._scheduler import ensure_scheduler, threads_per_host
@@ -145,12 +145,8 @@ def fit(est, X, sample_weight=None):
         raise ValueError(
             f"n_clusters={est.n_clusters} is larger than the number of samples with positive weight ({n_positive})."
         )
-    total = sum(s[4] for s in stats)
-    if w is not None and not total < float(np.finfo(dtype).max) / 4:
-        raise ValueError(
-            f"sample_weight sums to {total:.3g}, past what {np.dtype(dtype)} holds; only the ratios of the weights "
-            "matter: divide them by a constant."
-        )
+    if w is not None:
+        check_total_weight(sum(s[4] for s in stats), dtype)
     x_range = join_ranges(*(s[6] for s in stats))
     check_distance_range(x_range, n_features, dtype, metric, n_samples=n_samples)
     if not isinstance(est.init, str) and not callable(est.init):
@@ -271,13 +267,12 @@ def _check_fitted(est, X):
     return X, centers, centers.dtype
 
 
-def _finite_or_raise(Xc, centers, code, dtype):
+def _check_chunk(Xc, centers, metric, dtype):
     """Refuse a chunk holding NaN or infinity (checked in the chunk's own memory and dtype), or values so far
     from the centers that their distances overflow ``dtype`` (see :func:`check_distance_range`)."""
     if np.dtype(Xc.dtype).kind == "f" and not bool(kernels_for(Xc).xp.isfinite(Xc).all()):
         raise ValueError("X contains NaN or infinity; remove or impute those values first.")
     if Xc.size:
-        metric = next(m for m in METRICS.values() if m.code == code)
         value_range = join_ranges((float(Xc.min()), float(Xc.max())), (float(centers.min()), float(centers.max())))
         check_distance_range(
             value_range, Xc.shape[1], dtype, metric, name="X with the fitted centers", n_samples=Xc.shape[0]
@@ -286,22 +281,22 @@ def _finite_or_raise(Xc, centers, code, dtype):
 
 def _predict_chunk(Xc, centers, metric, dtype, threads):
     _limit_threads(threads)
-    _finite_or_raise(Xc, centers, metric, dtype)
+    _check_chunk(Xc, centers, metric, dtype)
     Xc, wc, kernels = prep(Xc, None, dtype)
     labels = full_labels(kernels, Xc.shape[0])
     if Xc.shape[0]:
-        kernels.assign(Xc, wc, centers, metric, labels, False)
+        kernels.assign(Xc, wc, centers, metric.code, labels, False)
     return labels
 
 
-def _transform_chunk(Xc, centers, metric, dtype, squared, threads):
+def _transform_chunk(Xc, centers, metric, dtype, threads):
     _limit_threads(threads)
-    _finite_or_raise(Xc, centers, metric, dtype)
+    _check_chunk(Xc, centers, metric, dtype)
     Xc, kernels = prep_x(Xc, dtype)
     if Xc.shape[0] == 0:
         return kernels.xp.empty((0, centers.shape[0]), dtype=dtype)
-    terms = kernels.pairwise(Xc, centers, metric)
-    return kernels.xp.sqrt(terms) if squared else terms
+    terms = kernels.pairwise(Xc, centers, metric.code)
+    return kernels.xp.sqrt(terms) if metric.squared_objective else terms
 
 
 def predict(est, X):
@@ -310,7 +305,7 @@ def predict(est, X):
     return X.map_blocks(
         _predict_chunk,
         centers,
-        est._metric.code,
+        est._metric,
         dtype,
         threads_per_host(),
         drop_axis=1,
@@ -325,9 +320,8 @@ def transform(est, X):
     return X.map_blocks(
         _transform_chunk,
         centers,
-        est._metric.code,
+        est._metric,
         dtype,
-        est._metric.squared_objective,
         threads_per_host(),
         chunks=(X.chunks[0], (centers.shape[0],)),
         dtype=dtype,
@@ -337,11 +331,11 @@ def transform(est, X):
 
 def _score_chunk(Xc, wc, centers, metric, dtype, threads):
     _limit_threads(threads)
-    _finite_or_raise(Xc, centers, metric, dtype)
+    _check_chunk(Xc, centers, metric, dtype)
     Xc, wc, kernels = prep(Xc, wc, dtype)
     if Xc.shape[0] == 0:
         return 0.0
-    objective, _, _ = kernels.assign(Xc, wc, centers, metric, full_labels(kernels, Xc.shape[0]), False)
+    objective, _, _ = kernels.assign(Xc, wc, centers, metric.code, full_labels(kernels, Xc.shape[0]), False)
     return float(objective)
 
 
@@ -353,8 +347,8 @@ def score(est, X, sample_weight=None):
     threads = threads_per_host()
     xb = list(X.to_delayed().ravel())
     wb = [None] * len(xb) if w is None else list(w.to_delayed().ravel())
-    code = est._metric.code
-    parts = dask.compute(*[delayed(_score_chunk)(x, wc, centers, code, dtype, threads) for x, wc in zip(xb, wb)])
+    metric = est._metric
+    parts = dask.compute(*[delayed(_score_chunk)(x, wc, centers, metric, dtype, threads) for x, wc in zip(xb, wb)])
     total = 0.0
     for p in parts:
         total += p
